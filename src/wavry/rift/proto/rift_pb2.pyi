@@ -517,7 +517,7 @@ class MediaMessage(_message.Message):
     def __init__(self, video: _Optional[_Union[VideoChunk, _Mapping]] = ..., fec: _Optional[_Union[FecPacket, _Mapping]] = ..., audio: _Optional[_Union[AudioPacket, _Mapping]] = ..., file_chunk: _Optional[_Union[FileChunk, _Mapping]] = ...) -> None: ...
 
 class VideoChunk(_message.Message):
-    __slots__ = ("frame_id", "chunk_index", "chunk_count", "timestamp_us", "keyframe", "payload", "capture_us", "encode_us")
+    __slots__ = ("frame_id", "chunk_index", "chunk_count", "timestamp_us", "keyframe", "payload", "capture_us", "encode_us", "send_us")
     FRAME_ID_FIELD_NUMBER: _ClassVar[int]
     CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
     CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -526,6 +526,7 @@ class VideoChunk(_message.Message):
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     CAPTURE_US_FIELD_NUMBER: _ClassVar[int]
     ENCODE_US_FIELD_NUMBER: _ClassVar[int]
+    SEND_US_FIELD_NUMBER: _ClassVar[int]
     frame_id: int
     chunk_index: int
     chunk_count: int
@@ -534,7 +535,8 @@ class VideoChunk(_message.Message):
     payload: bytes
     capture_us: int
     encode_us: int
-    def __init__(self, frame_id: _Optional[int] = ..., chunk_index: _Optional[int] = ..., chunk_count: _Optional[int] = ..., timestamp_us: _Optional[int] = ..., keyframe: _Optional[bool] = ..., payload: _Optional[bytes] = ..., capture_us: _Optional[int] = ..., encode_us: _Optional[int] = ...) -> None: ...
+    send_us: int
+    def __init__(self, frame_id: _Optional[int] = ..., chunk_index: _Optional[int] = ..., chunk_count: _Optional[int] = ..., timestamp_us: _Optional[int] = ..., keyframe: _Optional[bool] = ..., payload: _Optional[bytes] = ..., capture_us: _Optional[int] = ..., encode_us: _Optional[int] = ..., send_us: _Optional[int] = ...) -> None: ...
 
 class FecPacket(_message.Message):
     __slots__ = ("group_id", "first_packet_id", "shard_count", "parity_index", "payload", "shard_lengths", "packet_ids", "parity_count", "scheme")

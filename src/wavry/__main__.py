@@ -1,0 +1,5 @@
+import sys
+
+from wavry.cli import main
+
+sys.exit(main())

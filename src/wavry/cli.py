@@ -1,0 +1,154 @@
+"""The ``wavry`` command. Thin: parse arguments, call a service or tool, report errors.
+
+Every subcommand's errors end with what to do next; exit status 0 = success, 1 = the operation
+failed, 2 = bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from wavry import __version__, paths
+
+__all__ = ["main"]
+
+_EPILOG = """\
+State (identity, known hosts, allow-list) lives in a per-user data directory:
+WAVRY_DATA_DIR if set, else the XDG data dir (~/.local/share/wavry).
+
+Examples:
+  wavry keygen                 create your identity and print your Wavry ID
+  wavry show-id                print the Wavry ID of your identity
+  wavry bench rift             measure the RIFT protocol core on this machine
+  wavry doctor                 check this machine for what Wavry needs
+"""
+
+
+def _cmd_version(_: argparse.Namespace) -> int:
+    print(f"wavry {__version__} (RIFT protocol version 1)")
+    return 0
+
+
+def _cmd_keygen(ns: argparse.Namespace) -> int:
+    from wavry.identity_store import IdentityFileError, create_identity_file
+
+    path = Path(ns.out) if ns.out else paths.identity_path()
+    try:
+        identity = create_identity_file(path, overwrite=ns.force)
+    except IdentityFileError as exc:
+        print(f"wavry keygen: {exc}", file=sys.stderr)
+        return 1
+    print(f"Created identity {path} (mode 0600). Your Wavry ID:", file=sys.stderr)
+    print(identity.wavry_id)
+    return 0
+
+
+def _cmd_show_id(ns: argparse.Namespace) -> int:
+    from wavry.identity_store import IdentityFileError, load_identity
+
+    path = Path(ns.path) if ns.path else paths.identity_path()
+    try:
+        identity = load_identity(path)
+    except IdentityFileError as exc:
+        print(f"wavry show-id: {exc}", file=sys.stderr)
+        return 1
+    print(identity.wavry_id)
+    return 0
+
+
+def _cmd_bench(ns: argparse.Namespace) -> int:
+    from wavry.bench.rift_bench import format_report, run_rift_bench
+
+    def progress(msg: str) -> None:
+        if not ns.json:
+            print(f"  … {msg}", file=sys.stderr, flush=True)
+
+    results = run_rift_bench(quick=ns.quick, seed=ns.seed, progress=progress)
+    if ns.json:
+        print(json.dumps(results, sort_keys=True))
+    else:
+        print(format_report(results))
+    return 0
+
+
+def _cmd_doctor(_: argparse.Namespace) -> int:
+    from wavry.doctor import run_doctor
+
+    return run_doctor()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wavry",
+        description="Wavry: latency-first remote desktop and game streaming over RIFT, "
+        "an encrypted UDP protocol with FEC, NACK and delay-based congestion control.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"wavry {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("version", help="print the version")
+    p.set_defaults(func=_cmd_version)
+
+    p = sub.add_parser(
+        "keygen",
+        help="create an Ed25519 identity and print its Wavry ID",
+        description="Create an Ed25519 identity (file mode 0600) and print its Wavry ID "
+        "(43-character base64url public key). Hosts allow-list clients by this ID and clients "
+        "pin hosts by it.",
+    )
+    p.add_argument(
+        "--out", metavar="PATH", help="where to write it (default: DATA_DIR/identity.key)"
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing identity")
+    p.set_defaults(func=_cmd_keygen)
+
+    p = sub.add_parser("show-id", help="print the Wavry ID of an identity file")
+    p.add_argument("path", nargs="?", help="identity file (default: DATA_DIR/identity.key)")
+    p.set_defaults(func=_cmd_show_id)
+
+    p = sub.add_parser(
+        "bench",
+        help="run benchmarks",
+        description="Benchmarks. Numbers are machine-dependent: compare ratios within one run.",
+    )
+    bench_sub = p.add_subparsers(dest="target", metavar="TARGET", required=True)
+    b = bench_sub.add_parser(
+        "rift",
+        help="RIFT core: seal/open, packetize+FEC, receive path, loss recovery, DELTA",
+        description="Measure the RIFT core: AEAD seal+open packets/s (1200 B), the cost to "
+        "packetize+encrypt+FEC a 35 KB keyframe and an 18 KB P-frame, the receive path per "
+        "packet, frame delivery under 5%% loss with jitter, and DELTA on a simulated 10 Mbps link.",
+    )
+    b.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    b.add_argument(
+        "--quick", action="store_true", help="shorter runs (less precise), for smoke tests"
+    )
+    b.add_argument("--seed", type=int, default=1, help="seed of the simulations (default 1)")
+    b.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("doctor", help="check this machine for what Wavry needs")
+    p.set_defaults(func=_cmd_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if not getattr(ns, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(ns.func(ns))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""``wavry doctor``: check this machine for what Wavry needs and say how to fix what is missing."""
+
+from __future__ import annotations
+
+import importlib
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wavry import paths
+
+__all__ = ["Check", "run_checks", "run_doctor"]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+def _python() -> Check:
+    ok = sys.version_info >= (3, 11)
+    return Check("python >= 3.11", ok, sys.version.split()[0], "install Python 3.11 or newer")
+
+
+def _module(name: str, why: str, *, required: bool = True) -> Callable[[], Check]:
+    def check() -> Check:
+        try:
+            mod = importlib.import_module(name)
+        except ImportError as exc:
+            return Check(name, False, f"not importable ({exc})", f"uv sync  # {why}", required)
+        return Check(name, True, str(getattr(mod, "__version__", "present")), required=required)
+
+    return check
+
+
+def _data_dir() -> Check:
+    d = paths.data_dir()
+    try:
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        probe = d / ".doctor-probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        fix = "set WAVRY_DATA_DIR to a writable directory"
+        return Check("data dir writable", False, f"{d}: {exc}", fix)
+    return Check("data dir writable", True, str(d))
+
+
+def _identity() -> Check:
+    p = paths.identity_path()
+    if not p.exists():
+        return Check("identity", False, f"none at {p}", "wavry keygen", required=False)
+    mode = p.stat().st_mode & 0o777
+    if mode & 0o077:
+        return Check("identity", False, f"{p} has mode {mode:o}", f"chmod 600 {p}")
+    return Check("identity", True, str(p))
+
+
+def _udp_loopback() -> Check:
+    try:
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a,
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b,
+        ):
+            a.bind(("127.0.0.1", 0))
+            b.settimeout(1.0)
+            b.bind(("127.0.0.1", 0))
+            a.sendto(b"wavry", b.getsockname())
+            data, _ = b.recvfrom(16)
+        return Check("UDP on loopback", data == b"wavry", "send/receive works")
+    except OSError as exc:
+        return Check("UDP on loopback", False, str(exc), "check firewall / network namespace")
+
+
+def _dscp() -> Check:
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0xB8)
+            tos = s.getsockopt(socket.IPPROTO_IP, socket.IP_TOS)
+        return Check("DSCP EF marking", tos == 0xB8, f"IP_TOS={tos:#x}", required=False)
+    except OSError as exc:
+        return Check("DSCP EF marking", False, str(exc), "not fatal: packets go unmarked", False)
+
+
+CHECKS: tuple[Callable[[], Check], ...] = (
+    _python,
+    _module("cryptography", "Noise handshake and packet encryption"),
+    _module("google.protobuf", "RIFT messages"),
+    _module("zfec", "Reed-Solomon FEC"),
+    _module("uvloop", "faster event loop", required=False),
+    _data_dir,
+    _identity,
+    _udp_loopback,
+    _dscp,
+)
+
+
+def run_checks() -> list[Check]:
+    return [check() for check in CHECKS]
+
+
+def run_doctor() -> int:
+    results = run_checks()
+    width = max(len(c.name) for c in results)
+    for c in results:
+        mark = "ok  " if c.ok else ("FAIL" if c.required else "warn")
+        line = f"[{mark}] {c.name:<{width}}  {c.detail}"
+        if not c.ok and c.fix:
+            line += f"\n       fix: {c.fix}"
+        print(line)  # noqa: T201
+    failed = [c for c in results if c.required and not c.ok]
+    print(  # noqa: T201
+        f"\n{len(results) - len(failed)}/{len(results)} checks passed"
+        + ("" if not failed else f"; {len(failed)} required check(s) failed")
+        + f" (data dir: {paths.data_dir()}; override with {paths.ENV_DATA_DIR})"
+    )
+    return 1 if failed else 0
