@@ -51,6 +51,9 @@ class DisconnectReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DISCONNECT_REPLACED: _ClassVar[DisconnectReason]
     DISCONNECT_SHUTDOWN: _ClassVar[DisconnectReason]
     DISCONNECT_KEYS_EXHAUSTED: _ClassVar[DisconnectReason]
+    DISCONNECT_HANDSHAKE_TIMEOUT: _ClassVar[DisconnectReason]
+    DISCONNECT_HOST_KEY_CHANGED: _ClassVar[DisconnectReason]
+    DISCONNECT_REJECTED: _ClassVar[DisconnectReason]
 
 class FecScheme(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -83,6 +86,9 @@ DISCONNECT_PROTOCOL_ERROR: DisconnectReason
 DISCONNECT_REPLACED: DisconnectReason
 DISCONNECT_SHUTDOWN: DisconnectReason
 DISCONNECT_KEYS_EXHAUSTED: DisconnectReason
+DISCONNECT_HANDSHAKE_TIMEOUT: DisconnectReason
+DISCONNECT_HOST_KEY_CHANGED: DisconnectReason
+DISCONNECT_REJECTED: DisconnectReason
 FEC_XOR: FecScheme
 FEC_REED_SOLOMON: FecScheme
 

@@ -1,0 +1,771 @@
+"""One RIFT session between a host and a client, as a sans-IO state machine.
+
+Pull API (aioquic/h11 style)::
+
+    conn.receive_datagram(data, addr, now)      # feed what the socket received
+    for data, addr in conn.datagrams_to_send(now): sock.sendto(data, addr)
+    while (event := conn.next_event()) is not None: ...
+    timer = conn.get_timer(); ... conn.handle_timer(now)
+
+States::
+
+    client: HANDSHAKE --MSG2--> AWAIT_HELLO_ACK --HelloAck--> ESTABLISHED
+    host:   HANDSHAKE --MSG3--> AWAIT_HELLO     --Hello-->    ESTABLISHED
+    any:    --close/Disconnect/idle/timeout--> CLOSED
+
+Network input never raises: every bad datagram is dropped and counted under a ``DropReason``.
+The wire format, handshake transcript and key schedule are specified in docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from wavry.rift import events as ev
+from wavry.rift.config import PROTOCOL_VERSION, HostOffer, RiftConfig
+from wavry.rift.delta import DeltaConfig, DeltaController, DeltaSample
+from wavry.rift.errors import DropReason, LocalProtocolError, RemoteProtocolError
+from wavry.rift.header import (
+    HANDSHAKE_HEADER_SIZE,
+    TRANSPORT_HEADER_SIZE,
+    HandshakeHeader,
+    TransportHeader,
+    parse_header,
+)
+from wavry.rift.identity import Identity, make_identity_payload, verify_identity_payload
+from wavry.rift.media_receive import MediaReceiver
+from wavry.rift.media_send import MediaSender
+from wavry.rift.negotiation import Rejection, SessionParams, negotiate
+from wavry.rift.noise import NoiseXX
+from wavry.rift.packet_crypto import PacketOpener, PacketSealer
+from wavry.rift.proto import rift_pb2
+from wavry.rift.replay import ReplayWindow
+from wavry.rift.trust import AllowList
+
+__all__ = ["Admission", "Connection", "ConnectionState", "ConnectionStats"]
+
+Address = tuple[str, int]
+RandomBytes = Callable[[int], bytes]
+
+_REJECT_LINGER = 2.0  # a refused connection answers repeated Hellos this long, then goes
+
+
+class ConnectionState(enum.Enum):
+    HANDSHAKE = "handshake"
+    AWAIT_HELLO = "await_hello"
+    AWAIT_HELLO_ACK = "await_hello_ack"
+    ESTABLISHED = "established"
+    CLOSED = "closed"
+
+
+class Admission:
+    """How many sessions a host lets be active at once (one controlling client by default)."""
+
+    def __init__(self, max_active: int = 1) -> None:
+        self.max_active = max_active
+        self._active: set[int] = set()
+
+    def try_admit(self, key: int) -> bool:
+        if key in self._active:
+            return True
+        if len(self._active) >= self.max_active:
+            return False
+        self._active.add(key)
+        return True
+
+    def release(self, key: int) -> None:
+        self._active.discard(key)
+
+    @property
+    def active(self) -> int:
+        return len(self._active)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStats:
+    state: str
+    srtt_ms: float | None
+    packets_received: int
+    packets_sent: int
+    bytes_sent: int
+    retransmits_sent: int
+    fec_packets_sent: int
+    fec_recovered: int
+    frames_received: int
+    frames_lost: int
+    target_bitrate_kbps: int
+    drops: dict[str, int]
+
+
+class Connection:
+    """A RIFT session. Build with :meth:`client` or (through ``HostEndpoint``) :meth:`accept`."""
+
+    def __init__(
+        self,
+        *,
+        is_client: bool,
+        identity: Identity,
+        peer_addr: Address,
+        now: float,
+        config: RiftConfig,
+        rng: RandomBytes,
+    ) -> None:
+        self.is_client = is_client
+        self.config = config
+        self.state = ConnectionState.HANDSHAKE
+        self.peer_addr = peer_addr
+        self.peer_wavry_id: str | None = None
+        self.params: SessionParams | None = None
+        self.alias = 0
+        self._identity = identity
+        self._rng = rng
+        self._noise = NoiseXX(initiator=is_client, static_private=rng(32), rng=rng)
+        self._hsid = b""
+        self._sealer: PacketSealer | None = None
+        self._opener: PacketOpener | None = None
+        self._replay = ReplayWindow(128)
+        self._raw_out: list[bytes] = []  # handshake datagrams (not sealed)
+        self._events: deque[ev.Event] = deque()
+        self._drops: Counter[DropReason] = Counter()
+        self._created = now
+        self._last_rx = now
+        self._retry_at: float | None = None
+        self._retry_delay = config.handshake_retry_initial
+        self._msg1 = b""
+        self._msg2 = b""
+        self._msg3 = b""
+        self._hello: rift_pb2.Hello | None = None
+        self._expected_host_id: str | None = None
+        self._offer = HostOffer()
+        self._allow_list: AllowList | None = None
+        self._admission: Admission | None = None
+        self._hello_ack: rift_pb2.HelloAck | None = None
+        self._close_at: float | None = None
+        self._next_ping: float | None = None
+        self._next_stats: float | None = None
+        self._srtt: float | None = None
+        self._last_kf_request = -1.0
+        self._sender = MediaSender(config, bitrate_kbps=self._offer.bitrate_kbps, now=now)
+        self._receiver = MediaReceiver(config)
+        self._delta: DeltaController | None = None
+        self._target_kbps = self._offer.bitrate_kbps
+        self._frames_received = 0
+        self._frames_lost = 0
+        self._packets_received = 0
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def client(
+        cls,
+        *,
+        identity: Identity,
+        peer_addr: Address,
+        hello: rift_pb2.Hello,
+        now: float,
+        config: RiftConfig | None = None,
+        expected_host_id: str | None = None,
+        rng: RandomBytes = os.urandom,
+    ) -> Connection:
+        """Start a client session: queues MSG1 at once.
+
+        ``expected_host_id`` pins the host's Wavry ID (from known-hosts); ``None`` is trust on
+        first use: the application records ``HandshakeCompleted.peer_wavry_id``.
+        """
+        conn = cls(
+            is_client=True,
+            identity=identity,
+            peer_addr=peer_addr,
+            now=now,
+            config=config or RiftConfig(),
+            rng=rng,
+        )
+        hello = rift_pb2.Hello.FromString(hello.SerializeToString())
+        hello.protocol_version = PROTOCOL_VERSION
+        conn._hello = hello
+        conn._expected_host_id = expected_host_id
+        conn._hsid = bytes(4) + rng(12)
+        conn._msg1 = HandshakeHeader(conn._hsid, 0).encode() + conn._noise.write_message(b"")
+        conn._raw_out.append(conn._msg1)
+        conn._retry_at = now + conn._retry_delay
+        return conn
+
+    @classmethod
+    def accept(
+        cls,
+        *,
+        identity: Identity,
+        peer_addr: Address,
+        handshake_id: bytes,
+        msg1: bytes,
+        alias: int,
+        now: float,
+        offer: HostOffer,
+        config: RiftConfig | None = None,
+        allow_list: AllowList | None = None,
+        admission: Admission | None = None,
+        rng: RandomBytes = os.urandom,
+    ) -> Connection:
+        """Answer a client's MSG1 (the whole datagram). Raises ``RemoteProtocolError`` if bad."""
+        conn = cls(
+            is_client=False,
+            identity=identity,
+            peer_addr=peer_addr,
+            now=now,
+            config=config or RiftConfig(),
+            rng=rng,
+        )
+        conn._offer = offer
+        conn._target_kbps = offer.bitrate_kbps
+        conn._allow_list = allow_list
+        conn._admission = admission
+        conn._hsid = handshake_id
+        conn.alias = alias
+        conn._noise.read_message(msg1[HANDSHAKE_HEADER_SIZE:])
+        payload = make_identity_payload(identity, conn._noise.static_public, session_alias=alias)
+        conn._msg1 = msg1
+        conn._msg2 = HandshakeHeader(handshake_id, 0).encode() + conn._noise.write_message(payload)
+        conn._raw_out.append(conn._msg2)
+        return conn
+
+    # ------------------------------------------------------------------ public API
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
+        if self.state is ConnectionState.CLOSED:
+            self._drops[DropReason.CLOSED] += 1
+            return
+        work = [(data, False)]
+        while work:
+            datagram, recovered = work.pop()
+            try:
+                work.extend((d, True) for d in self._receive_one(datagram, addr, now, recovered))
+            except RemoteProtocolError as exc:
+                self._drops[exc.reason] += 1
+            except DecodeError:
+                self._drops[DropReason.MALFORMED_MESSAGE] += 1
+        self._poll_media(now)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
+        out = self._raw_out
+        self._raw_out = []
+        if self._sealer is not None:
+            self._sender.drain(self._seal, now, out)
+        return [(d, self.peer_addr) for d in out]
+
+    def next_event(self) -> ev.Event | None:
+        return self._events.popleft() if self._events else None
+
+    def get_timer(self) -> float | None:
+        if self.state is ConnectionState.CLOSED:
+            return None
+        times = [self._last_rx + self.config.idle_timeout]
+        for t in (self._retry_at, self._close_at, self._next_ping, self._next_stats):
+            if t is not None:
+                times.append(t)
+        if self.state is ConnectionState.ESTABLISHED:
+            for t in (self._receiver.next_timer(), self._sender.next_send_time()):
+                if t is not None:
+                    times.append(t)
+        return min(times)
+
+    def handle_timer(self, now: float) -> None:
+        if self.state is ConnectionState.CLOSED:
+            return
+        if self._close_at is not None and now >= self._close_at:
+            self._set_closed(rift_pb2.DISCONNECT_REJECTED, "refused", by_peer=False)
+            return
+        limit = self.config.handshake_timeout
+        if self.state is not ConnectionState.ESTABLISHED and now - self._created >= limit:
+            what = "host" if self.is_client else "client"
+            self._set_closed(
+                rift_pb2.DISCONNECT_HANDSHAKE_TIMEOUT,
+                f"no answer from the {what} within {limit:g} s (is it running and reachable?"
+                " is UDP blocked?)",
+                by_peer=False,
+            )
+            return
+        if now - self._last_rx >= self.config.idle_timeout:
+            self.close(now, rift_pb2.DISCONNECT_IDLE_TIMEOUT, "peer silent", by_timeout=True)
+            return
+        if self._retry_at is not None and now >= self._retry_at:
+            self._retransmit_handshake(now)
+        if self.state is ConnectionState.ESTABLISHED:
+            self._established_timers(now)
+
+    def close(
+        self,
+        now: float,
+        reason: int = rift_pb2.DISCONNECT_NORMAL,
+        message: str = "",
+        *,
+        by_timeout: bool = False,
+    ) -> None:
+        """Say goodbye (best effort) and stop. Idempotent."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        if self._sealer is not None:
+            bye = rift_pb2.Disconnect(reason=reason, message=message[:200])
+            self._sender.queue_control(rift_pb2.ControlMessage(disconnect=bye))
+            self._sender.drain(self._seal, now, self._raw_out)
+        self._set_closed(reason, message, by_peer=False)
+
+    def send_video_frame(
+        self,
+        data: bytes,
+        *,
+        keyframe: bool,
+        timestamp_us: int,
+        now: float,
+        capture_us: int = 0,
+        encode_us: int = 0,
+    ) -> int:
+        self._require_established()
+        return self._sender.queue_video_frame(
+            data,
+            keyframe=keyframe,
+            timestamp_us=timestamp_us,
+            capture_us=capture_us,
+            encode_us=encode_us,
+        )
+
+    def send_audio(self, payload: bytes, *, timestamp_us: int, now: float) -> None:
+        self._require_established()
+        self._sender.queue_audio(payload, timestamp_us)
+
+    def send_input(self, event: rift_pb2.InputMessage, now: float) -> None:
+        self._require_established()
+        self._sender.queue_input(event)
+
+    def send_control(self, control: rift_pb2.ControlMessage, now: float) -> None:
+        """Application-level control (monitor list, clipboard, file transfer, latency)."""
+        self._require_established()
+        self._sender.queue_control(control, store=True)
+
+    def request_keyframe(self, now: float) -> None:
+        self._require_established()
+        last = self._receiver.last_complete_frame_id
+        req = rift_pb2.KeyframeRequest(last_complete_frame_id=last)
+        self._sender.queue_control(rift_pb2.ControlMessage(keyframe_request=req))
+        self._last_kf_request = now
+
+    @property
+    def target_bitrate_kbps(self) -> int:
+        return self._target_kbps
+
+    @property
+    def srtt(self) -> float | None:
+        return self._srtt
+
+    def stats(self) -> ConnectionStats:
+        c = self._sender.counters
+        return ConnectionStats(
+            state=self.state.value,
+            srtt_ms=None if self._srtt is None else self._srtt * 1000,
+            packets_received=self._packets_received,
+            packets_sent=c.packets_sent,
+            bytes_sent=c.bytes_sent,
+            retransmits_sent=c.retransmits_sent,
+            fec_packets_sent=c.fec_packets_sent,
+            fec_recovered=self._receiver.fec.recovered,
+            frames_received=self._frames_received,
+            frames_lost=self._frames_lost,
+            target_bitrate_kbps=self._target_kbps,
+            drops={reason.value: n for reason, n in self._drops.items()},
+        )
+
+    @property
+    def drops(self) -> Counter[DropReason]:
+        return self._drops
+
+    # ------------------------------------------------------------------ receive path
+    def _receive_one(
+        self, data: bytes, addr: Address, now: float, recovered: bool
+    ) -> list[bytes]:
+        header, size = parse_header(data)
+        if isinstance(header, HandshakeHeader):
+            self._on_handshake_datagram(header, data, addr, now)
+            return []
+        if header.session_alias != self.alias:
+            raise RemoteProtocolError(DropReason.UNKNOWN_ALIAS)
+        if header.packet_id == 0:
+            self._on_msg3(data, addr, now)
+            return []
+        opener = self._opener
+        if opener is None:
+            raise RemoteProtocolError(DropReason.WRONG_STATE, "no keys yet")
+        pid = header.packet_id
+        if not self._replay.check(pid):
+            raise RemoteProtocolError(DropReason.REPLAY)
+        highest = self._replay.highest
+        plaintext = opener.open(data[:size], pid, data[size:])
+        self._replay.update(pid)
+        msg = rift_pb2.Message.FromString(plaintext)
+        self._last_rx = now
+        self._packets_received += 1
+        if addr != self.peer_addr and (highest is None or pid > highest):
+            # Accept a new address only from a fresh authenticated packet (NAT rebinding).
+            old, self.peer_addr = self.peer_addr, addr
+            self._emit(ev.PeerAddressChanged(old, addr))
+        return self._dispatch(msg, pid, data, now, recovered)
+
+    def _dispatch(
+        self, msg: rift_pb2.Message, pid: int, data: bytes, now: float, recovered: bool
+    ) -> list[bytes]:
+        kind = msg.WhichOneof("content")
+        established = self.state is ConnectionState.ESTABLISHED
+        sender_us: int | None = None
+        if kind == "media" and msg.media.WhichOneof("content") == "video":
+            sender_us = msg.media.video.send_us or None
+        if established:
+            nacks = self._receiver.on_packet(
+                pid,
+                len(data),
+                now,
+                retransmit_of=msg.retransmit_of,
+                sender_us=sender_us,
+                recovered=recovered,
+            )
+            if nacks:
+                nack = rift_pb2.Nack(packet_ids=nacks)
+                self._sender.queue_control(rift_pb2.ControlMessage(nack=nack))
+        if kind == "control":
+            self._on_control(msg.control, now)
+            return []
+        if not established:
+            raise RemoteProtocolError(DropReason.WRONG_STATE, f"{kind} before the session")
+        if kind == "input":
+            self._emit(ev.InputReceived(msg.input))
+            return []
+        if kind == "media":
+            return self._on_media(msg.media, pid, data, now, recovered)
+        raise RemoteProtocolError(DropReason.MALFORMED_MESSAGE, "empty message")
+
+    def _on_media(
+        self, media: rift_pb2.MediaMessage, pid: int, data: bytes, now: float, recovered: bool
+    ) -> list[bytes]:
+        kind = media.WhichOneof("content")
+        if kind == "video":
+            rebuilt = [] if recovered else self._receiver.on_video_datagram(pid, data, now)
+            self._receiver.on_chunk(media.video, now)
+            return rebuilt
+        if kind == "fec":
+            return self._receiver.on_parity(media.fec, now)
+        if kind == "audio":
+            self._emit(ev.AudioReceived(media.audio.timestamp_us, media.audio.payload))
+            return []
+        if kind == "file_chunk":
+            raise RemoteProtocolError(DropReason.UNEXPECTED_MESSAGE, "file transfer not enabled")
+        raise RemoteProtocolError(DropReason.MALFORMED_MESSAGE, "empty media message")
+
+    def _poll_media(self, now: float) -> None:
+        if self.state is not ConnectionState.ESTABLISHED:
+            return
+        ready, lost = self._receiver.poll(now)
+        for f in ready:
+            self._frames_received += 1
+            self._emit(
+                ev.VideoFrameReceived(
+                    f.frame_id,
+                    f.data,
+                    f.keyframe,
+                    f.timestamp_us,
+                    f.capture_us,
+                    f.encode_us,
+                    f.first_chunk_at,
+                    now,
+                )
+            )
+        if lost:
+            self._frames_lost += len(lost)
+            for lf in lost:
+                self._emit(ev.FrameLost(lf.frame_id, lf.reason))
+            if now - self._last_kf_request >= self.config.keyframe_request_interval:
+                self.request_keyframe(now)
+
+    # ------------------------------------------------------------------ handshake
+    def _on_handshake_datagram(
+        self, header: HandshakeHeader, data: bytes, addr: Address, now: float
+    ) -> None:
+        if header.session_id != self._hsid or header.packet_id != 0:
+            raise RemoteProtocolError(DropReason.UNKNOWN_HANDSHAKE)
+        if not self.is_client:
+            # A repeated MSG1: our MSG2 was lost. Answer with the cached bytes (same keys).
+            if data != self._msg1:
+                raise RemoteProtocolError(DropReason.DUPLICATE_HANDSHAKE)
+            if self.state is ConnectionState.HANDSHAKE:
+                self._raw_out.append(self._msg2)
+            return
+        if self.state is not ConnectionState.HANDSHAKE:
+            raise RemoteProtocolError(DropReason.DUPLICATE_HANDSHAKE)
+        payload = self._noise.read_message(data[HANDSHAKE_HEADER_SIZE:])
+        remote_static = self._noise.remote_static
+        assert remote_static is not None  # set by a successful MSG2
+        peer = verify_identity_payload(payload, remote_static)
+        if peer.session_alias == 0:
+            raise RemoteProtocolError(DropReason.HANDSHAKE_FAILED, "host assigned no alias")
+        if self._expected_host_id is not None and peer.wavry_id != self._expected_host_id:
+            self._set_closed(
+                rift_pb2.DISCONNECT_HOST_KEY_CHANGED,
+                f"host identity changed: expected {self._expected_host_id}, "
+                f"got {peer.wavry_id}; refusing to connect",
+                by_peer=False,
+            )
+            return
+        self.alias = peer.session_alias
+        self.peer_wavry_id = peer.wavry_id
+        self._last_rx = now
+        own = make_identity_payload(self._identity, self._noise.static_public)
+        self._msg3 = TransportHeader(self.alias, 0).encode() + self._noise.write_message(own)
+        self._raw_out.append(self._msg3)
+        self._install_keys(now)
+        self.state = ConnectionState.AWAIT_HELLO_ACK
+        self._emit(ev.HandshakeCompleted(peer.wavry_id, self.alias))
+        self._send_hello()
+        self._retry_delay = self.config.handshake_retry_initial
+        self._retry_at = now + self._retry_delay
+
+    def _on_msg3(self, data: bytes, addr: Address, now: float) -> None:
+        if self.is_client or self.state is not ConnectionState.HANDSHAKE:
+            raise RemoteProtocolError(DropReason.DUPLICATE_HANDSHAKE)
+        payload = self._noise.read_message(data[TRANSPORT_HEADER_SIZE:])
+        remote_static = self._noise.remote_static
+        assert remote_static is not None
+        peer = verify_identity_payload(payload, remote_static)
+        self.peer_wavry_id = peer.wavry_id
+        self.peer_addr = addr
+        self._last_rx = now
+        self._install_keys(now)
+        self.state = ConnectionState.AWAIT_HELLO
+        self._emit(ev.HandshakeCompleted(peer.wavry_id, self.alias))
+
+    def _install_keys(self, now: float) -> None:
+        send_key, recv_key = self._noise.transport_keys()
+        self._sealer = PacketSealer(
+            send_key, start_time=now, rekey_interval=self.config.rekey_interval
+        )
+        self._opener = PacketOpener(recv_key)
+
+    def _send_hello(self) -> None:
+        assert self._hello is not None
+        self._sender.queue_control(rift_pb2.ControlMessage(hello=self._hello))
+
+    def _retransmit_handshake(self, now: float) -> None:
+        if self.state is ConnectionState.HANDSHAKE and self.is_client:
+            self._raw_out.append(self._msg1)
+        elif self.state is ConnectionState.AWAIT_HELLO_ACK:
+            # MSG3 or the Hello (or the HelloAck) was lost: resend both; the Hello gets a new id.
+            self._raw_out.append(self._msg3)
+            self._send_hello()
+        else:
+            self._retry_at = None
+            return
+        self._retry_delay = min(self._retry_delay * 2, self.config.handshake_retry_max)
+        self._retry_at = now + self._retry_delay
+
+    # ------------------------------------------------------------------ control
+    def _on_control(self, control: rift_pb2.ControlMessage, now: float) -> None:
+        kind = control.WhichOneof("content")
+        handler = _CONTROL_HANDLERS.get(kind or "")
+        if handler is not None:
+            handler(self, control, now)
+            return
+        if self.state is not ConnectionState.ESTABLISHED:
+            raise RemoteProtocolError(DropReason.WRONG_STATE, f"{kind} before the session")
+        if kind is None:
+            raise RemoteProtocolError(DropReason.MALFORMED_MESSAGE, "empty control message")
+        self._emit(ev.ControlReceived(control))
+
+    def _on_hello(self, control: rift_pb2.ControlMessage, now: float) -> None:
+        if self.is_client:
+            raise RemoteProtocolError(DropReason.UNEXPECTED_MESSAGE, "hello sent to a client")
+        if self._hello_ack is not None:  # duplicate Hello: our answer was lost
+            self._sender.queue_control(rift_pb2.ControlMessage(hello_ack=self._hello_ack))
+            return
+        result = self._decide(control.hello)
+        if isinstance(result, Rejection):
+            self._hello_ack = rift_pb2.HelloAck(
+                accepted=False, reject_reason=result.reason, reject_message=result.message
+            )
+            self._sender.queue_control(rift_pb2.ControlMessage(hello_ack=self._hello_ack))
+            self._close_at = now + _REJECT_LINGER
+            return
+        self.params = result
+        self._hello_ack = rift_pb2.HelloAck(
+            accepted=True,
+            selected_codec=result.codec,
+            stream_resolution=rift_pb2.Resolution(width=result.width, height=result.height),
+            fps=result.fps,
+            initial_bitrate_kbps=result.bitrate_kbps,
+            keyframe_interval_ms=result.keyframe_interval_ms,
+            session_id=self._rng(16),
+            session_alias=self.alias,
+        )
+        self._sender.queue_control(rift_pb2.ControlMessage(hello_ack=self._hello_ack))
+        self._target_kbps = result.bitrate_kbps
+        self._delta = DeltaController(
+            DeltaConfig(
+                min_bitrate_kbps=self._offer.min_bitrate_kbps,
+                max_bitrate_kbps=min(self._offer.max_bitrate_kbps, max(result.bitrate_kbps, 1)),
+            ),
+            initial_bitrate_kbps=result.bitrate_kbps,
+            initial_fps=result.fps,
+            max_fps=result.fps,
+        )
+        self._sender.set_rate(result.bitrate_kbps, self.config.fec_ratio)
+        self._establish(now)
+
+    def _decide(self, hello: rift_pb2.Hello) -> SessionParams | Rejection:
+        peer = self.peer_wavry_id or ""
+        if self._allow_list is not None and not self._allow_list.allows(peer):
+            return Rejection(
+                rift_pb2.REJECT_NOT_AUTHORIZED,
+                f"client {peer} is not paired with this host; on the host run "
+                f"`wavry host --allow {peer}` to allow it",
+            )
+        result = negotiate(hello, self._offer)
+        if isinstance(result, Rejection):
+            return result
+        if self._admission is not None and not self._admission.try_admit(self.alias):
+            return Rejection(rift_pb2.REJECT_BUSY, "another client is connected to this host")
+        return result
+
+    def _on_hello_ack(self, control: rift_pb2.ControlMessage, now: float) -> None:
+        if not self.is_client:
+            raise RemoteProtocolError(DropReason.UNEXPECTED_MESSAGE, "hello_ack sent to a host")
+        if self.state is not ConnectionState.AWAIT_HELLO_ACK:
+            return  # a duplicate answer to a retransmitted Hello
+        ack = control.hello_ack
+        if not ack.accepted:
+            self._emit(ev.SessionRejected(ack.reject_reason, ack.reject_message))
+            self._set_closed(rift_pb2.DISCONNECT_REJECTED, ack.reject_message, by_peer=True)
+            return
+        res = ack.stream_resolution
+        self.params = SessionParams(
+            ack.selected_codec,
+            res.width,
+            res.height,
+            ack.fps,
+            ack.initial_bitrate_kbps,
+            ack.keyframe_interval_ms,
+        )
+        self._target_kbps = ack.initial_bitrate_kbps
+        self._establish(now)
+
+    def _establish(self, now: float) -> None:
+        assert self.params is not None and self.peer_wavry_id is not None
+        self.state = ConnectionState.ESTABLISHED
+        self._retry_at = None
+        self._next_ping = now
+        self._next_stats = now + self.config.stats_interval
+        self._emit(ev.SessionEstablished(self.params, self.peer_wavry_id))
+        self._established_timers(now)
+
+    def _on_ping(self, control: rift_pb2.ControlMessage, now: float) -> None:
+        pong = rift_pb2.Pong(timestamp_us=control.ping.timestamp_us)
+        self._sender.queue_control(rift_pb2.ControlMessage(pong=pong))
+
+    def _on_pong(self, control: rift_pb2.ControlMessage, now: float) -> None:
+        sample = now - control.pong.timestamp_us / 1_000_000
+        if not 0 <= sample < 60:
+            raise RemoteProtocolError(DropReason.MALFORMED_MESSAGE, "pong from the future")
+        self._srtt = sample if self._srtt is None else 0.875 * self._srtt + 0.125 * sample
+        self._receiver.set_rtt(self._srtt)
+
+    def _on_stats(self, control: rift_pb2.ControlMessage, now: float) -> None:
+        if self._delta is None:
+            return  # we send no media; nothing to adapt
+        s = control.stats
+        total = s.received_packets + s.lost_packets
+        rate = s.received_bytes * 8 / s.period_ms if s.period_ms else None
+        rtt_us = int(self._srtt * 1_000_000) if self._srtt is not None else s.rtt_us
+        sample = DeltaSample(
+            rtt_us=rtt_us,
+            loss=s.lost_packets / total if total else 0.0,
+            jitter_us=s.jitter_us,
+            queue_delay_us=s.queue_delay_us if s.received_packets else None,
+            receive_rate_kbps=rate,
+            now=now,
+        )
+        decision = self._delta.on_sample(sample)
+        if decision.changed:
+            self._target_kbps = decision.bitrate_kbps
+            self._sender.set_rate(decision.bitrate_kbps, decision.fec_ratio)
+            self._emit(
+                ev.TargetBitrateChanged(decision.bitrate_kbps, decision.fps, decision.fec_ratio)
+            )
+
+    def _on_nack(self, control: rift_pb2.ControlMessage, now: float) -> None:
+        self._sender.on_nack(list(control.nack.packet_ids), now)
+
+    def _on_keyframe_request(self, control: rift_pb2.ControlMessage, now: float) -> None:
+        last = control.keyframe_request.last_complete_frame_id
+        self._emit(ev.KeyframeRequested(last))
+
+    def _on_disconnect(self, control: rift_pb2.ControlMessage, now: float) -> None:
+        d = control.disconnect
+        self._set_closed(d.reason, d.message[:200], by_peer=True)
+
+    # ------------------------------------------------------------------ timers, helpers
+    def _established_timers(self, now: float) -> None:
+        if self._next_ping is not None and now >= self._next_ping:
+            ping = rift_pb2.Ping(timestamp_us=int(now * 1_000_000))
+            self._sender.queue_control(rift_pb2.ControlMessage(ping=ping))
+            self._next_ping = now + self.config.ping_interval
+        if self._next_stats is not None and now >= self._next_stats:
+            self._send_stats(now)
+            self._next_stats = now + self.config.stats_interval
+        nacks = self._receiver.retry_nacks(now)
+        if nacks:
+            nack = rift_pb2.Nack(packet_ids=nacks)
+            self._sender.queue_control(rift_pb2.ControlMessage(nack=nack))
+        self._receiver.expire(now)
+        self._poll_media(now)
+
+    def _send_stats(self, now: float) -> None:
+        snap = self._receiver.stats.snapshot(now)
+        if snap.received_packets == 0 and snap.lost_packets == 0:
+            return
+        report = snap.to_proto()
+        if self._srtt is not None:
+            report.rtt_us = int(self._srtt * 1_000_000)
+        self._sender.queue_control(rift_pb2.ControlMessage(stats=report))
+
+    def _seal(self, body: bytes, now: float) -> tuple[int, bytes]:
+        sealer = self._sealer
+        assert sealer is not None
+        pid = sealer.next_packet_id(now)
+        header = TransportHeader(self.alias, pid).encode()
+        return pid, header + sealer.seal(header, pid, body)
+
+    def _emit(self, event: ev.Event) -> None:
+        if len(self._events) >= self.config.max_events:
+            self._events.popleft()  # the application stopped reading; keep the newest
+        self._events.append(event)
+
+    def _set_closed(self, reason: int, message: str, *, by_peer: bool) -> None:
+        if self.state is ConnectionState.CLOSED:
+            return
+        self.state = ConnectionState.CLOSED
+        if self._admission is not None:
+            self._admission.release(self.alias)
+        self._emit(ev.ConnectionClosed(reason, message, by_peer))
+
+    def _require_established(self) -> None:
+        if self.state is not ConnectionState.ESTABLISHED:
+            raise LocalProtocolError(f"connection is {self.state.value}, not established")
+
+
+_CONTROL_HANDLERS: dict[str, Callable[[Connection, rift_pb2.ControlMessage, float], None]] = {
+    "hello": Connection._on_hello,
+    "hello_ack": Connection._on_hello_ack,
+    "ping": Connection._on_ping,
+    "pong": Connection._on_pong,
+    "stats": Connection._on_stats,
+    "nack": Connection._on_nack,
+    "keyframe_request": Connection._on_keyframe_request,
+    "disconnect": Connection._on_disconnect,
+}
