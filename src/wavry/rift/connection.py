@@ -353,6 +353,10 @@ class Connection:
         self._last_kf_request = now
 
     @property
+    def next_frame_id(self) -> int:
+        return self._sender.next_frame_id
+
+    @property
     def target_bitrate_kbps(self) -> int:
         return self._target_kbps
 
