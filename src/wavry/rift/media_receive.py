@@ -26,7 +26,7 @@ class MediaReceiver:
         self.fec = FecDecoder()
         self.nack = NackTracker()
         self.reassembler = FrameReassembler(deadline=config.reassembly_deadline_min)
-        self.jitter: JitterBuffer = JitterBuffer(max_delay=config.jitter_buffer_max)
+        self.jitter: JitterBuffer[CompleteFrame] = JitterBuffer(max_delay=config.jitter_buffer_max)
         self.stats = ReceiveStats()
         self.last_complete_frame_id = 0
         self._lost: list[LostFrame] = []
@@ -68,10 +68,11 @@ class MediaReceiver:
         for item in self.reassembler.poll(now):
             if isinstance(item, CompleteFrame):
                 self.last_complete_frame_id = item.frame_id
-                self.jitter.push(item, now)
+                self.jitter.push(item, now, timestamp=item.timestamp_us / 1e6)
             else:
                 lost.append(item)
-                self.stats.on_frame_dropped()
+                for _ in range(min(item.frames, 1000)):
+                    self.stats.on_frame_dropped()
         ready: list[CompleteFrame] = list(self.jitter.pop_ready(now))
         return ready, lost
 

@@ -166,3 +166,39 @@ def test_history_capacity_evicts_oldest_and_expire_drops_old() -> None:
     assert h.take(3, 4.0) == b"\x03"
     h.store(10, b"re", 4.0)  # the caller re-stores a retransmission under its new id
     assert h.take(10, 4.5) == b"re"
+
+
+def test_reorder_window_grows_on_late_arrival_and_defers_nacks() -> None:
+    from wavry.rift.media.nack import DEFAULT_MAX_REORDER_WINDOW, NackTracker
+
+    t = NackTracker(retry_interval=0.05)
+    t.on_packet(1, 0.0)
+    assert t.on_packet(3, 0.001) == [2]  # no reordering seen yet: immediate NACK
+    t.on_packet(2, 0.011)  # 10 ms late: the network reorders
+    assert t.late_arrivals == 1
+    assert t.reorder_window == pytest.approx(0.0125)
+    assert t.on_packet(5, 0.020) == []  # gap 4 now waits out the reorder window
+    assert t.poll(0.025) == []
+    assert t.next_timer() == pytest.approx(0.0325)
+    assert t.poll(0.033) == [4]
+    # A huge observed reordering is capped.
+    t.on_packet(7, 0.040)
+    t.on_packet(6, 0.500)
+    assert t.reorder_window == DEFAULT_MAX_REORDER_WINDOW
+
+
+def test_reorder_window_decays_without_reordering() -> None:
+    from wavry.rift.media.nack import NackTracker
+
+    t = NackTracker()
+    t.on_packet(1, 0.0)
+    t.on_packet(3, 0.0)
+    t.on_packet(2, 0.008)
+    assert t.reorder_window > 0
+    pid, now = 4, 0.01
+    while t.reorder_window > 0 and now < 30:
+        t.on_packet(pid, now)
+        pid += 1
+        now += 0.1
+    assert t.reorder_window == 0.0
+    assert t.on_packet(pid + 1, now) == [pid]  # immediate again

@@ -9,6 +9,12 @@ Normative rules (docs/protocol.md, NACK):
   ``max(h + 1, p - window) .. p - 1`` are missing; the newest :data:`DEFAULT_MAX_IDS_PER_NACK`
   (64) of them are NACKed at once. Ids more than ``window`` (:data:`DEFAULT_WINDOW` = 512) below
   the highest id are never NACKed and pending ones that fall that far behind are abandoned.
+* **Reordering tolerance** (RACK-like): a gap is NACKed once it has been open for the current
+  reorder window. The window starts at 0 (a gap is NACKed the moment it is seen) and grows to
+  the largest gap-to-late-arrival time observed (a late arrival proves the network reorders),
+  capped at :data:`DEFAULT_MAX_REORDER_WINDOW` (30 ms); it halves after each
+  :data:`REORDER_DECAY_INTERVAL` (1 s) without a late arrival. On a network that does not
+  reorder NACKs stay immediate; on one that does, spurious retransmissions stop.
 * **Retries:** a NACKed id still unresolved ``retry_interval`` (default 50 ms; the connection sets
   it from the RTT) after its last NACK is NACKed again, at most ``max_retries`` (default 3) more
   times; ``retry_interval`` after the last NACK it is abandoned (counted in ``gave_up``). So one
@@ -33,6 +39,7 @@ __all__ = [
     "DEFAULT_HISTORY_MAX_AGE",
     "DEFAULT_MAX_IDS_PER_NACK",
     "DEFAULT_MAX_PENDING",
+    "DEFAULT_MAX_REORDER_WINDOW",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_RETRY_INTERVAL",
     "DEFAULT_WINDOW",
@@ -47,12 +54,16 @@ DEFAULT_MAX_RETRIES = 3
 DEFAULT_MAX_IDS_PER_NACK = 64
 DEFAULT_HISTORY_CAPACITY = 1024
 DEFAULT_HISTORY_MAX_AGE = 1.0
+DEFAULT_MAX_REORDER_WINDOW = 0.030
+REORDER_DECAY_INTERVAL = 1.0
 
 
 @dataclass(slots=True)
 class _Pending:
-    due: float  # when to NACK again (or give up)
+    due: float  # when to NACK (first time or again), or give up
     retries: int  # re-NACKs already sent after the first NACK
+    detected: float = 0.0  # when the gap was seen
+    nacked: bool = True  # False while waiting out the reorder window
 
 
 class NackTracker:
@@ -66,6 +77,7 @@ class NackTracker:
         retry_interval: float = DEFAULT_RETRY_INTERVAL,
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_ids_per_nack: int = DEFAULT_MAX_IDS_PER_NACK,
+        max_reorder_window: float = DEFAULT_MAX_REORDER_WINDOW,
     ) -> None:
         if window < 1 or max_pending < 1 or max_ids_per_nack < 1 or max_retries < 0:
             raise LocalProtocolError("NACK tracker bounds must be positive")
@@ -76,6 +88,10 @@ class NackTracker:
         self._retry_interval = 0.0
         self.set_retry_interval(retry_interval)
         self._highest: int | None = None
+        self._max_reorder = max_reorder_window
+        self._reorder_window = 0.0
+        self._last_reorder = 0.0
+        self.late_arrivals = 0
         # Insertion order is ascending packet id, which makes abandoning the oldest O(1).
         self._pending: OrderedDict[int, _Pending] = OrderedDict()
         self.nacks_sent = 0
@@ -100,6 +116,10 @@ class NackTracker:
             raise LocalProtocolError(f"retry interval must be > 0, got {seconds}")
         self._retry_interval = seconds
 
+    @property
+    def reorder_window(self) -> float:
+        return self._reorder_window
+
     def is_pending(self, packet_id: int) -> bool:
         return packet_id in self._pending
 
@@ -112,17 +132,38 @@ class NackTracker:
             self._highest = packet_id
             return []
         if packet_id <= highest:
+            entry = self._pending.get(packet_id)
+            if entry is not None:
+                self._on_late_arrival(now - entry.detected, now)
             self.on_recovered(packet_id)
             return []
         self._highest = packet_id
+        if self._reorder_window and now - self._last_reorder >= REORDER_DECAY_INTERVAL:
+            self._reorder_window /= 2
+            self._last_reorder = now
+            if self._reorder_window < 0.0005:
+                self._reorder_window = 0.0
         first = max(highest + 1, packet_id - self._window, packet_id - self._max_ids)
         missing = list(range(first, packet_id))
+        if self._reorder_window > 0.0:
+            due = now + self._reorder_window
+            for pid in missing:
+                self._pending[pid] = _Pending(due=due, retries=0, detected=now, nacked=False)
+            self._trim(packet_id)
+            return []
         due = now + self._retry_interval
         for pid in missing:
-            self._pending[pid] = _Pending(due=due, retries=0)
+            self._pending[pid] = _Pending(due=due, retries=0, detected=now)
         self._trim(packet_id)
         self.nacks_sent += len(missing)
         return missing
+
+    def _on_late_arrival(self, waited: float, now: float) -> None:
+        self.late_arrivals += 1
+        self._last_reorder = now
+        grown = min(self._max_reorder, waited * 1.25)
+        if grown > self._reorder_window:
+            self._reorder_window = grown
 
     def on_recovered(self, packet_id: int) -> None:
         """The id arrived late, was retransmitted, or FEC rebuilt it: stop asking for it."""
@@ -135,6 +176,12 @@ class NackTracker:
         expired: list[int] = []
         for pid, entry in self._pending.items():
             if entry.due > now:
+                continue
+            if not entry.nacked:
+                if len(out) < self._max_ids:
+                    entry.nacked = True
+                    entry.due = now + self._retry_interval
+                    out.append(pid)
                 continue
             if entry.retries >= self._max_retries:
                 expired.append(pid)
