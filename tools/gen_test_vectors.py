@@ -81,9 +81,9 @@ def build_vectors() -> dict[str, Any]:
         config=RiftConfig(),
         rng=client_rng,
     )
-    (msg1, _), = client.datagrams_to_send(0.0)
+    ((msg1, _),) = client.datagrams_to_send(0.0)
     host.receive_datagram(msg1, CLIENT_ADDR, 0.0)
-    (msg2, _), = host.datagrams_to_send(0.0)
+    ((msg2, _),) = host.datagrams_to_send(0.0)
     client.receive_datagram(msg2, HOST_ADDR, 0.0)
     sent = [d for d, _ in client.datagrams_to_send(0.0)]
     msg3, hello_packet = sent[0], sent[1]
