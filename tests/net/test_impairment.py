@@ -201,6 +201,7 @@ def test_parse_schedules_units_and_whitespace() -> None:
         ("rate=10mbit,bandwidth=5mbit", "twice"),
         ("queue=10", "duration"),
         ("queue=0.5b", "whole number"),
+        ("queue=1e308mb", "whole number"),
         ("burst=0.1/0.2", "p_good_to_bad"),
         ("rate_at=10s", "time/rate"),
         ("loss_episode=5s/1s/10%", "ends before"),
@@ -261,6 +262,31 @@ def test_parse_of_near_valid_items_raises_only_value_error(items: list[tuple[str
         ImpairmentConfig.parse(spec)
     except ValueError:
         pass
+
+
+_KEYS = ["loss", "delay", "jitter", "reorder_delay", "rate", "queue", "dup", "reorder"]
+_UNITS = ["", "%", "s", "ms", "us", "b", "kb", "mib", "bit", "mbit", "gbps", "x"]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(_KEYS),
+            st.floats(min_value=0.0, allow_nan=False, allow_infinity=False),
+            st.sampled_from(_UNITS),
+        ),
+        max_size=4,
+    )
+)
+def test_parse_of_extreme_numbers_raises_only_value_error(
+    items: list[tuple[str, float, str]],
+) -> None:
+    spec = ",".join(f"{key}={value!r}{unit}" for key, value, unit in items)
+    try:
+        cfg = ImpairmentConfig.parse(spec)
+    except ValueError:
+        return
+    assert ImpairmentConfig.parse(cfg.to_spec()) == cfg
 
 
 fractions = st.floats(0.0, 1.0, allow_nan=False)

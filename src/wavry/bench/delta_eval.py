@@ -188,7 +188,7 @@ class _Recorder:
             self.sent_after_warmup += 1
             if not times:
                 self.lost_after_warmup += 1
-            elif self.link.last_queue_delay >= 0.0:
+            else:
                 self.queue_delays.append(self.link.last_queue_delay)
         drop = self.drop_at
         if drop is not None and now >= drop:
@@ -321,7 +321,8 @@ def format_results(report: dict[str, object]) -> str:
     )
     lines = [header]
     results = report["results"]
-    assert isinstance(results, list)
+    if not isinstance(results, list):
+        raise TypeError("not a run_delta_scenarios() report")
     for r in results:
         adapt = r.get("time_to_adapt_s", "-")
         loss1 = r.get("loss_after_drop_pct", "-")

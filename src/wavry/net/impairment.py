@@ -127,10 +127,10 @@ class ImpairmentConfig:
         if self.queue_limit_s is not None:
             _check_duration("queue_limit_s", self.queue_limit_s)
         if self.queue_limit_bytes is not None and not (
-            isinstance(self.queue_limit_bytes, int) and self.queue_limit_bytes > 0
+            isinstance(self.queue_limit_bytes, int) and 0 < self.queue_limit_bytes <= 2**53
         ):
             raise ValueError(
-                f"queue_limit_bytes must be an int > 0, got {self.queue_limit_bytes!r}"
+                f"queue_limit_bytes must be an int in 1..2**53, got {self.queue_limit_bytes!r}"
             )
         for episode in self.loss_episodes:
             if len(episode) != 3:
@@ -234,6 +234,7 @@ _RATE_UNITS = {
     "mbps": 1e6,
     "gbps": 1e9,
 }
+_MAX_QUEUE_BYTES = float(2**53)  # beyond this a float no longer holds whole byte counts
 _BYTE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 1_000_000, "mib": 1 << 20}
 _FRACTION_KEYS = {
     "loss": "loss",
@@ -330,8 +331,10 @@ class _SpecBuilder:
             if "queue_limit_bytes" in self.values:
                 raise ValueError(f"{key}: byte limit given twice")
             size = value * _BYTE_UNITS[unit]
-            if not (size >= 1.0 and size == int(size)):
-                raise ValueError(f"{key}: byte limit must be a whole number >= 1, got {text!r}")
+            if not (1.0 <= size <= _MAX_QUEUE_BYTES and size == int(size)):
+                raise ValueError(
+                    f"{key}: byte limit must be a whole number in 1..2**53, got {text!r}"
+                )
             self.values["queue_limit_bytes"] = int(size)
         else:
             raise ValueError(f"{key}: expected a duration (50ms) or a size (64kb), got {text!r}")

@@ -15,7 +15,9 @@ rebinding: from then on a's datagrams arrive from ``new_addr``, and replies stil
 address are lost.
 
 Ordering: events at equal times run in the order they were created; heap events (deliveries,
-scheduled actions) run before timers due at the same instant.
+scheduled actions) run before timers due at the same instant. Virtual time never goes back: an
+action scheduled in the past runs at the current time. Two endpoints that answer each other
+instantly over zero-delay links would ping-pong forever at one instant — give links a delay.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ Estimators:
 - **Loss** from packet-id gaps: a jump from the highest id ``h`` to ``id > h + 1`` counts the
   ``id - h - 1`` missing ids as lost. Reordering is corrected: a late id that was counted lost is
   un-counted when it arrives (if it is still within ``REORDER_TRACK_WINDOW`` ids of the highest).
-  If the late packet arrives in a later period, the correction is carried into that period (the
-  reported count never goes below zero; the deficit is carried until absorbed), so cumulative loss
-  stays exact.
+  If the late packet arrives in a later period, the correction is carried into that period: the
+  reported count never goes below zero, and the deficit is carried until later losses absorb it,
+  so the reported total minus the outstanding deficit is exactly the number of ids still missing.
 - **Jitter** is the RFC 3550 interarrival jitter over the sender's send timestamps:
   ``D = (R_j - R_i) - (S_j - S_i)`` for consecutive arrivals, ``J += (|D| - J) / 16``. It is a
   running estimate (not reset per period) and is only updated by packets carrying a timestamp.
