@@ -11,6 +11,7 @@ import hashlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from wavry.net.impairment import ImpairmentConfig, ImpairmentLink
 from wavry.net.simnet import SimNetwork
@@ -45,8 +46,10 @@ class StreamScenario:
     uplink: ImpairmentConfig = field(default_factory=ImpairmentConfig)  # client -> host
     config: RiftConfig = field(default_factory=RiftConfig)
     seed: int = 1
-    #: encoder follows DELTA's target bitrate (otherwise constant bitrate)
+    #: encoder follows DELTA's target bitrate and fps (otherwise constant bitrate)
     adaptive: bool = True
+    #: ceiling DELTA may probe up to (default: the initial bitrate)
+    max_bitrate_kbps: int | None = None
     #: random datagrams per second thrown at each side (fuzzing a live session)
     garbage_per_second: float = 0.0
     #: time at which the client's NAT mapping changes (new source port)
@@ -105,7 +108,11 @@ def run_stream(
 
     host_identity = Identity.generate(rbytes)
     client_identity = Identity.generate(rbytes)
-    offer = HostOffer(bitrate_kbps=scenario.bitrate_kbps, fps=scenario.fps)
+    offer = HostOffer(
+        bitrate_kbps=scenario.bitrate_kbps,
+        max_bitrate_kbps=scenario.max_bitrate_kbps or scenario.bitrate_kbps,
+        fps=scenario.fps,
+    )
     host = HostEndpoint(identity=host_identity, offer=offer, config=scenario.config, rng=rbytes)
     hello = rift_pb2.Hello(
         client_name="sim-client",
@@ -131,7 +138,7 @@ def run_stream(
         addr_b=HOST_ADDR,
     )
     result = StreamResult()
-    state = {"force_keyframe": True, "last_keyframe": -1e9, "frame_no": 0}
+    state = {"force_keyframe": True, "last_keyframe": -1e9, "next_frame": 0.0}
 
     def host_conn() -> Connection | None:
         for conn in host.connections.values():
@@ -166,9 +173,13 @@ def run_stream(
     def frame_tick(now: float) -> None:
         drain(now)
         conn = host_conn()
-        if conn is not None:
-            kbps = conn.target_bitrate_kbps if scenario.adaptive else scenario.bitrate_kbps
-            size = max(200, int(kbps * 1000 / 8 / scenario.fps))
+        fps = conn.target_fps if conn is not None and scenario.adaptive else scenario.fps
+        if conn is not None and now + 1e-9 >= float(state["next_frame"]):
+            state["next_frame"] = float(state["next_frame"]) + 1.0 / fps
+            if state["next_frame"] < now:
+                state["next_frame"] = now + 1.0 / fps
+            kbps = conn.encoder_bitrate_kbps if scenario.adaptive else scenario.bitrate_kbps
+            size = max(200, int(kbps * 1000 / 8 / fps))
             keyframe = bool(state["force_keyframe"]) or (
                 now - float(state["last_keyframe"]) >= scenario.keyframe_interval
             )
@@ -216,7 +227,7 @@ def _schedule_garbage(
         if rng.random() < 0.5 and size >= 18:
             # Half of it looks like RIFT: right magic and version, random rest.
             data = b"RI\x00\x01" + data[4:]
-        target = "a" if rng.random() < 0.5 else "b"
+        target: Literal["a", "b"] = "a" if rng.random() < 0.5 else "b"
         net.inject(target, data, ("192.0.2.66", rng.randint(1, 65535)), now)
         result.garbage_sent += 1
         if now + period < scenario.duration:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from wavry.net.impairment import ImpairmentLink
 
@@ -103,9 +103,9 @@ class UdpDriver(asyncio.DatagramProtocol):
         self._transport = transport
         self.flush()
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         self.datagrams_in += 1
-        host, port = str(addr[0]), int(addr[1])  # type: ignore[call-overload]
+        host, port = str(addr[0]), int(addr[1])
         self.core.receive_datagram(data, (host, port), self._loop.time())
         self.flush()
 

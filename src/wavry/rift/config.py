@@ -34,12 +34,14 @@ class RiftConfig:
     #: Reassembly deadline = clamp(k * srtt, min, max), re-evaluated on every RTT sample.
     reassembly_deadline_min: float = 0.05
     reassembly_deadline_max: float = 0.3
-    reassembly_deadline_rtt_factor: float = 3.0
+    reassembly_deadline_rtt_factor: float = 4.0
     #: Adaptive playout buffer bounds (latency first: 0 when the network is smooth).
     jitter_buffer_max: float = 0.010
-    #: FEC: "xor" (one parity per group) or "rs" (Reed-Solomon, zfec, ``fec_parity`` parities).
-    fec_scheme: str = "xor"
-    fec_parity: int = 2
+    #: FEC: "rs" (Reed-Solomon via zfec, ``fec_parity`` parities per group: survives that many
+    #: losses per group) or "xor" (one parity: survives one). RS costs ~1 us more per packet
+    #: and cut frame loss at 5% random loss from ~1.5% to ~0.5% in the simulator.
+    fec_scheme: str = "rs"
+    fec_parity: int = 4
     fec_enabled: bool = True
     #: Initial FEC ratio (parity/data) before DELTA adapts it.
     fec_ratio: float = 0.1
@@ -68,7 +70,7 @@ class RiftConfig:
             raise LocalProtocolError("idle_timeout must exceed ping_interval")
 
 
-def _default_codecs() -> tuple[int, ...]:
+def _default_codecs() -> tuple[rift_pb2.Codec, ...]:
     return (rift_pb2.H264,)
 
 
@@ -76,7 +78,7 @@ def _default_codecs() -> tuple[int, ...]:
 class HostOffer:
     """What a host can stream; the Hello/HelloAck negotiation picks within it."""
 
-    codecs: tuple[int, ...] = field(default_factory=_default_codecs)  # preference order
+    codecs: tuple[rift_pb2.Codec, ...] = field(default_factory=_default_codecs)  # preference order
     width: int = 1280
     height: int = 720
     fps: int = 60

@@ -155,6 +155,8 @@ class Connection:
         self._receiver = MediaReceiver(config)
         self._delta: DeltaController | None = None
         self._target_kbps = self._offer.bitrate_kbps
+        self._fec_ratio = config.fec_ratio
+        self._fps = self._offer.fps
         self._frames_received = 0
         self._frames_lost = 0
         self._packets_received = 0
@@ -299,7 +301,7 @@ class Connection:
     def close(
         self,
         now: float,
-        reason: int = rift_pb2.DISCONNECT_NORMAL,
+        reason: rift_pb2.DisconnectReason = rift_pb2.DISCONNECT_NORMAL,
         message: str = "",
         *,
         by_timeout: bool = False,
@@ -358,7 +360,18 @@ class Connection:
 
     @property
     def target_bitrate_kbps(self) -> int:
+        """DELTA's whole send budget (media + FEC parity), kbit/s."""
         return self._target_kbps
+
+    @property
+    def encoder_bitrate_kbps(self) -> int:
+        """What the video encoder should aim for: the budget less what FEC, retransmissions
+        and packet headers measurably take of it."""
+        return max(1, int(self._target_kbps * self._sender.efficiency))
+
+    @property
+    def target_fps(self) -> int:
+        return self._fps
 
     @property
     def srtt(self) -> float | None:
@@ -386,9 +399,7 @@ class Connection:
         return self._drops
 
     # ------------------------------------------------------------------ receive path
-    def _receive_one(
-        self, data: bytes, addr: Address, now: float, recovered: bool
-    ) -> list[bytes]:
+    def _receive_one(self, data: bytes, addr: Address, now: float, recovered: bool) -> list[bytes]:
         header, size = parse_header(data)
         if isinstance(header, HandshakeHeader):
             self._on_handshake_datagram(header, data, addr, now)
@@ -610,10 +621,16 @@ class Connection:
         )
         self._sender.queue_control(rift_pb2.ControlMessage(hello_ack=self._hello_ack))
         self._target_kbps = result.bitrate_kbps
+        self._fps = result.fps
+        ceiling = self._offer.max_bitrate_kbps
+        if control.hello.max_bitrate_kbps:
+            ceiling = max(
+                self._offer.min_bitrate_kbps, min(ceiling, control.hello.max_bitrate_kbps)
+            )
         self._delta = DeltaController(
             DeltaConfig(
-                min_bitrate_kbps=self._offer.min_bitrate_kbps,
-                max_bitrate_kbps=min(self._offer.max_bitrate_kbps, max(result.bitrate_kbps, 1)),
+                min_bitrate_kbps=min(self._offer.min_bitrate_kbps, result.bitrate_kbps),
+                max_bitrate_kbps=max(ceiling, result.bitrate_kbps),
             ),
             initial_bitrate_kbps=result.bitrate_kbps,
             initial_fps=result.fps,
@@ -682,21 +699,13 @@ class Connection:
     def _on_stats(self, control: rift_pb2.ControlMessage, now: float) -> None:
         if self._delta is None:
             return  # we send no media; nothing to adapt
-        s = control.stats
-        total = s.received_packets + s.lost_packets
-        rate = s.received_bytes * 8 / s.period_ms if s.period_ms else None
-        rtt_us = int(self._srtt * 1_000_000) if self._srtt is not None else s.rtt_us
-        sample = DeltaSample(
-            rtt_us=rtt_us,
-            loss=s.lost_packets / total if total else 0.0,
-            jitter_us=s.jitter_us,
-            queue_delay_us=s.queue_delay_us if s.received_packets else None,
-            receive_rate_kbps=rate,
-            now=now,
-        )
+        rtt_us = int(self._srtt * 1_000_000) if self._srtt is not None else None
+        sample = DeltaSample.from_stats_report(control.stats, now=now, rtt_us=rtt_us)
         decision = self._delta.on_sample(sample)
         if decision.changed:
             self._target_kbps = decision.bitrate_kbps
+            self._fec_ratio = decision.fec_ratio
+            self._fps = decision.fps
             self._sender.set_rate(decision.bitrate_kbps, decision.fec_ratio)
             self._emit(
                 ev.TargetBitrateChanged(decision.bitrate_kbps, decision.fps, decision.fec_ratio)
@@ -750,7 +759,9 @@ class Connection:
             self._events.popleft()  # the application stopped reading; keep the newest
         self._events.append(event)
 
-    def _set_closed(self, reason: int, message: str, *, by_peer: bool) -> None:
+    def _set_closed(
+        self, reason: rift_pb2.DisconnectReason, message: str, *, by_peer: bool
+    ) -> None:
         if self.state is ConnectionState.CLOSED:
             return
         self.state = ConnectionState.CLOSED

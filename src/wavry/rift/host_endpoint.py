@@ -74,7 +74,9 @@ class HostEndpoint:
         conn.receive_datagram(data, addr, now)
         self._collect(conn)
 
-    def _new_connection(self, header: HandshakeHeader, data: bytes, addr: Address, now: float) -> None:
+    def _new_connection(
+        self, header: HandshakeHeader, data: bytes, addr: Address, now: float
+    ) -> None:
         if header.packet_id != 0:
             self.drops[DropReason.UNKNOWN_HANDSHAKE] += 1
             return

@@ -28,6 +28,8 @@ SealFn = Callable[[bytes, float], tuple[int, bytes]]
 
 # Typical sealed size of a full chunk; the pacer needs an estimate before sealing.
 _OVERHEAD = 18 + 16 + 48
+_RS_MAX_GROUP = 32
+_EFFICIENCY_WINDOW = 512 * 1024  # bytes on the wire before the counters are halved
 
 
 @dataclass(slots=True)
@@ -62,11 +64,21 @@ class MediaSender:
         )
         scheme = "rs" if config.fec_scheme == "rs" else "xor"
         self._scheme = scheme
-        self._fec = FecEncoder(
-            scheme=scheme,
-            group_size=group_size_for_ratio(config.fec_ratio),
-            parity_count=config.fec_parity if scheme == "rs" else 1,
-        )
+        if scheme == "rs":
+            # Groups close at each frame's end; parity per group follows the FEC ratio.
+            self._fec = FecEncoder(
+                scheme="rs",
+                group_size=_RS_MAX_GROUP,
+                parity_count=config.fec_parity,
+                parity_ratio=config.fec_ratio,
+            )
+        else:
+            self._fec = FecEncoder(scheme="xor", group_size=group_size_for_ratio(config.fec_ratio))
+        self._fec_ratio = config.fec_ratio
+        # Bytes of video payload vs all media bytes on the wire (FEC, retransmissions, headers),
+        # decayed by halving: how much of the budget the encoder may actually use.
+        self._useful_bytes = 0.0
+        self._wire_bytes = 0.0
         self._fec_enabled = config.fec_enabled
         self._next_frame_id = 0
         self._pace_until: float | None = None
@@ -139,12 +151,18 @@ class MediaSender:
 
     def set_rate(self, bitrate_kbps: int, fec_ratio: float) -> None:
         self._pacer.set_rate(bitrate_kbps * 1000 * self._cfg.pacing_gain)
+        self._fec_ratio = fec_ratio
         if self._scheme == "xor":
             self._fec.set_group_size(group_size_for_ratio(fec_ratio))
         else:
-            # Reed-Solomon: keep parity count, size the group so parity/data ~= ratio.
-            m = self._cfg.fec_parity
-            self._fec.set_group_size(max(2, min(32, round(m / max(fec_ratio, 1e-3)))))
+            self._fec.set_parity_ratio(min(1.0, max(fec_ratio, 0.01)))
+
+    @property
+    def efficiency(self) -> float:
+        """Share of media wire bytes that is video payload (the rest: FEC, resends, headers)."""
+        if self._wire_bytes < 64 * 1024:
+            return 0.93 / (1.0 + self._fec_ratio)  # a prior until enough was measured
+        return max(0.2, min(1.0, self._useful_bytes / self._wire_bytes))
 
     @property
     def next_frame_id(self) -> int:
@@ -175,6 +193,12 @@ class MediaSender:
             pid, datagram = self._emit(item, seal, now, out)
             self._pacer.on_sent(len(datagram), now)
             self.counters.media_packets_sent += 1
+            self._wire_bytes += len(datagram)
+            if item.fec:  # an original video chunk (retransmissions are not FEC-grouped)
+                self._useful_bytes += len(item.message.media.video.payload)
+            if self._wire_bytes > _EFFICIENCY_WINDOW:
+                self._wire_bytes /= 2
+                self._useful_bytes /= 2
             if item.fec and self._fec_enabled:
                 parity = self._fec.add(pid, datagram)
                 if item.frame_end:

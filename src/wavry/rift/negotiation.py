@@ -1,4 +1,4 @@
-"""Hello/HelloAck negotiation: a pure function from (Hello, HostOffer) to parameters or a refusal."""
+"""Hello/HelloAck negotiation: a pure function of (Hello, HostOffer) -> parameters or refusal."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ _KNOWN_CODECS = frozenset(rift_pb2.Codec.values())
 
 @dataclass(frozen=True, slots=True)
 class SessionParams:
-    codec: int
+    codec: rift_pb2.Codec
     width: int
     height: int
     fps: int
@@ -24,7 +24,7 @@ class SessionParams:
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    reason: int  # rift_pb2.RejectReason
+    reason: rift_pb2.RejectReason
     message: str
 
 

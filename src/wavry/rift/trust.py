@@ -99,7 +99,9 @@ def _content_lines(text: str) -> Iterator[tuple[int, list[str], str]]:
     """Yield (line number, whitespace-split fields, stripped line) for non-comment lines."""
     if text.startswith(_BOM):
         text = text[1:]
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # Only "\n" ends a line (CRLF is handled by strip); str.splitlines would also split on
+    # \r, \v, \x1c... and misnumber the line an error message points at.
+    for number, raw in enumerate(text.split("\n"), start=1):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue

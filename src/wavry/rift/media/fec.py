@@ -29,6 +29,7 @@ padding implicit, so no padded copies are made.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -197,6 +198,7 @@ class FecEncoder:
         group_size: int = 8,
         parity_count: int = 1,
         first_group_id: int = 0,
+        parity_ratio: float | None = None,
     ) -> None:
         if scheme not in _SCHEMES:
             known = ", ".join(sorted(_SCHEMES))
@@ -213,6 +215,8 @@ class FecEncoder:
         # Parameters of the open group: changes apply from the next group.
         self._cur_size = self._group_size
         self._cur_parity = self._parity_count
+        self._parity_ratio: float | None = None
+        self.set_parity_ratio(parity_ratio)
 
     @property
     def group_size(self) -> int:
@@ -226,6 +230,16 @@ class FecEncoder:
         if not 1 <= n <= MAX_DATA_SHARDS:
             raise LocalProtocolError(f"group size {n} outside 1..{MAX_DATA_SHARDS}")
         self._group_size = n
+
+    def set_parity_ratio(self, ratio: float | None) -> None:
+        """Reed-Solomon: size each group's parity as ceil(k * ratio), 1..parity_count.
+
+        Groups are closed at the end of every frame, so their k varies with frame size; a fixed
+        parity count would spend 2/6 = 33% on a 6-chunk frame. ``None`` restores the fixed count.
+        """
+        if ratio is not None and not 0.0 < ratio <= 1.0:
+            raise LocalProtocolError(f"parity ratio {ratio} outside (0, 1]")
+        self._parity_ratio = ratio
 
     def set_parity_count(self, m: int) -> None:
         if self._scheme == rift_pb2.FEC_XOR and m != 1:
@@ -263,6 +277,8 @@ class FecEncoder:
             payloads = [self._acc.to_bytes(longest, "little")]
         else:
             k, m = len(ids), self._cur_parity
+            if self._parity_ratio is not None:
+                m = max(1, min(m, math.ceil(k * self._parity_ratio - 1e-9)))
             blocks = tuple(d.ljust(longest, b"\0") for d in self._datagrams)
             payloads = list(_rs_encoder(k, m).encode(blocks, tuple(range(k, k + m))))
         self._ids = []
