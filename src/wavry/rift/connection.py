@@ -355,6 +355,11 @@ class Connection:
         self._last_kf_request = now
 
     @property
+    def send_queue_length(self) -> int:
+        """Messages queued but not yet sealed (media waiting on the pacer, mostly)."""
+        return self._sender.pending
+
+    @property
     def next_frame_id(self) -> int:
         return self._sender.next_frame_id
 
