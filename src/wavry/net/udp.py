@@ -13,7 +13,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from wavry.net.impairment import ImpairmentLink
 
@@ -99,8 +99,8 @@ class UdpDriver(asyncio.DatagramProtocol):
 
     # asyncio.DatagramProtocol -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        # Selector and uvloop transports do not share a base class; both have sendto().
+        self._transport = cast(asyncio.DatagramTransport, transport)
         self.flush()
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
