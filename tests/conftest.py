@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -25,3 +26,55 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if os.environ.get("CI", "").lower() in ("1", "true", "yes") and report.skipped:
         report.outcome = "failed"
         report.longrepr = f"skipped in CI (CI=true forbids skips): {report.longrepr}"
+
+
+def _free_display() -> int:
+    import os as _os
+
+    for n in range(90, 200):
+        if not _os.path.exists(f"/tmp/.X11-unix/X{n}") and not _os.path.exists(f"/tmp/.X{n}-lock"):
+            return n
+    raise RuntimeError("no free X display number")
+
+
+@pytest.fixture(scope="session")
+def xvfb_display() -> Iterator[str]:
+    """A real X server (Xvfb, 1280x720x24, MIT-SHM, XTEST, RANDR) for capture/input tests.
+
+    Yields the DISPLAY string (e.g. ":93"); also sets DISPLAY for the session. Installed by
+    scripts/bootstrap.sh (Debian package xvfb); missing Xvfb skips locally and fails in CI.
+    """
+    import shutil
+    import subprocess
+    import time
+
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("Xvfb not installed (apt-get install xvfb, or run scripts/bootstrap.sh)")
+    n = _free_display()
+    proc = subprocess.Popen(
+        [xvfb, f":{n}", "-screen", "0", "1280x720x24", "-nolisten", "tcp", "-ac"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    display = f":{n}"
+    deadline = time.monotonic() + 10
+    while not os.path.exists(f"/tmp/.X11-unix/X{n}"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"Xvfb failed to start on {display}")
+        time.sleep(0.05)
+    old = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = display
+    try:
+        yield display
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if old is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = old
