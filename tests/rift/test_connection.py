@@ -82,6 +82,7 @@ def make_pair(
     client_hello: rift_pb2.Hello | None = None,
     offer: HostOffer | None = None,
     max_active: int = 1,
+    approval: bool = False,
 ) -> Pair:
     host_id = Identity.generate(_rng(seed))
     client_id = Identity.generate(_rng(seed + 1000))
@@ -97,6 +98,7 @@ def make_pair(
         config=cfg,
         allow_list=allow_list,
         max_active_sessions=max_active,
+        approval_mode=approval,
         rng=_rng(seed + 1),
     )
     client = Connection.client(
@@ -379,3 +381,27 @@ def test_handshake_header_with_unknown_id_and_nonzero_pid_dropped() -> None:
     p.host.receive_datagram(HandshakeHeader(bytes(16), 5).encode() + bytes(32), CLIENT, 0.0)
     assert p.host.drops[DropReason.UNKNOWN_HANDSHAKE] == 1
     assert not p.host.connections
+
+
+@pytest.mark.parametrize("approve", [True, False])
+def test_unknown_client_waits_for_host_user_decision(approve: bool) -> None:
+    p = make_pair(allow=False, approval=True)
+    p.run(3.0)
+    (ask,) = p.of(p.host_events, ev.ApprovalRequired)
+    assert isinstance(ask, ev.ApprovalRequired)
+    assert ask.peer_wavry_id == p.client_identity.wavry_id
+    assert p.client.state is ConnectionState.AWAIT_HELLO_ACK  # still waiting, not refused
+    conn = p.host_conn()
+    if approve:
+        p.net.schedule(3.1, conn.approve)
+    else:
+        p.net.schedule(3.1, conn.deny)
+    p.run(5.0)
+    if approve:
+        assert p.client.state is ConnectionState.ESTABLISHED
+    else:
+        (rej,) = p.of(p.client_events, ev.SessionRejected)
+        assert isinstance(rej, ev.SessionRejected)
+        assert rej.reason == rift_pb2.REJECT_NOT_AUTHORIZED
+    with pytest.raises(LocalProtocolError):
+        conn.approve(5.0)

@@ -25,6 +25,9 @@ class RiftConfig:
     handshake_retry_max: float = 2.0
     #: Give up on a handshake (or an unanswered Hello) after this long.
     handshake_timeout: float = 10.0
+    #: Give up on a session whose Hello is not answered (long enough for a host's user to
+    #: approve an unknown client at a prompt).
+    hello_timeout: float = 60.0
     #: Close when nothing authenticated arrived for this long.
     idle_timeout: float = 10.0
     #: Ping interval; pings double as keepalives.

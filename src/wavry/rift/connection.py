@@ -144,6 +144,8 @@ class Connection:
         self._expected_host_id: str | None = None
         self._offer = HostOffer()
         self._allow_list: AllowList | None = None
+        self._approval_mode = False
+        self._pending_hello: rift_pb2.Hello | None = None
         self._admission: Admission | None = None
         self._hello_ack: rift_pb2.HelloAck | None = None
         self._close_at: float | None = None
@@ -211,6 +213,7 @@ class Connection:
         config: RiftConfig | None = None,
         allow_list: AllowList | None = None,
         admission: Admission | None = None,
+        approval_mode: bool = False,
         rng: RandomBytes = os.urandom,
     ) -> Connection:
         """Answer a client's MSG1 (the whole datagram). Raises ``RemoteProtocolError`` if bad."""
@@ -225,6 +228,7 @@ class Connection:
         conn._offer = offer
         conn._target_kbps = offer.bitrate_kbps
         conn._allow_list = allow_list
+        conn._approval_mode = approval_mode
         conn._admission = admission
         conn._hsid = handshake_id
         conn.alias = alias
@@ -281,6 +285,9 @@ class Connection:
             self._set_closed(rift_pb2.DISCONNECT_REJECTED, "refused", by_peer=False)
             return
         limit = self.config.handshake_timeout
+        waiting = self.state in (ConnectionState.AWAIT_HELLO, ConnectionState.AWAIT_HELLO_ACK)
+        if waiting:
+            limit = self.config.hello_timeout
         if self.state is not ConnectionState.ESTABLISHED and now - self._created >= limit:
             what = "host" if self.is_client else "client"
             self._set_closed(
@@ -605,7 +612,36 @@ class Connection:
         if self._hello_ack is not None:  # duplicate Hello: our answer was lost
             self._sender.queue_control(rift_pb2.ControlMessage(hello_ack=self._hello_ack))
             return
+        if self._pending_hello is not None:
+            return  # waiting for the host user's decision; the client keeps retrying
         result = self._decide(control.hello)
+        if result is None:
+            self._pending_hello = rift_pb2.Hello.FromString(control.hello.SerializeToString())
+            self._emit(ev.ApprovalRequired(self.peer_wavry_id or ""))
+            return
+        self._answer_hello(control.hello, result, now)
+
+    def approve(self, now: float) -> None:
+        """Host side: the user approved a client that is not on the allow-list."""
+        hello = self._take_pending_hello()
+        result = self._decide(hello, approved=True)
+        assert result is not None
+        self._answer_hello(hello, result, now)
+
+    def deny(self, now: float, message: str = "refused by the host's user") -> None:
+        hello = self._take_pending_hello()
+        self._answer_hello(hello, Rejection(rift_pb2.REJECT_NOT_AUTHORIZED, message), now)
+
+    def _take_pending_hello(self) -> rift_pb2.Hello:
+        hello = self._pending_hello
+        if hello is None:
+            raise LocalProtocolError("no client is waiting for approval on this connection")
+        self._pending_hello = None
+        return hello
+
+    def _answer_hello(
+        self, hello: rift_pb2.Hello, result: SessionParams | Rejection, now: float
+    ) -> None:
         if isinstance(result, Rejection):
             self._hello_ack = rift_pb2.HelloAck(
                 accepted=False, reject_reason=result.reason, reject_message=result.message
@@ -628,10 +664,8 @@ class Connection:
         self._target_kbps = result.bitrate_kbps
         self._fps = result.fps
         ceiling = self._offer.max_bitrate_kbps
-        if control.hello.max_bitrate_kbps:
-            ceiling = max(
-                self._offer.min_bitrate_kbps, min(ceiling, control.hello.max_bitrate_kbps)
-            )
+        if hello.max_bitrate_kbps:
+            ceiling = max(self._offer.min_bitrate_kbps, min(ceiling, hello.max_bitrate_kbps))
         self._delta = DeltaController(
             DeltaConfig(
                 min_bitrate_kbps=min(self._offer.min_bitrate_kbps, result.bitrate_kbps),
@@ -644,9 +678,15 @@ class Connection:
         self._sender.set_rate(result.bitrate_kbps, self.config.fec_ratio)
         self._establish(now)
 
-    def _decide(self, hello: rift_pb2.Hello) -> SessionParams | Rejection:
+    def _decide(
+        self, hello: rift_pb2.Hello, *, approved: bool = False
+    ) -> SessionParams | Rejection | None:
+        """Policy, then negotiation. None = ask the host's user (approval mode)."""
         peer = self.peer_wavry_id or ""
-        if self._allow_list is not None and not self._allow_list.allows(peer):
+        allowed = approved or self._allow_list is None or self._allow_list.allows(peer)
+        if not allowed and self._approval_mode:
+            return None
+        if not allowed:
             return Rejection(
                 rift_pb2.REJECT_NOT_AUTHORIZED,
                 f"client {peer} is not paired with this host; on the host run "

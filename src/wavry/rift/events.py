@@ -8,6 +8,7 @@ from wavry.rift.negotiation import SessionParams
 from wavry.rift.proto import rift_pb2
 
 __all__ = [
+    "ApprovalRequired",
     "AudioReceived",
     "ConnectionClosed",
     "ControlReceived",
@@ -32,6 +33,14 @@ class HandshakeCompleted:
 
     peer_wavry_id: str
     session_alias: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequired:
+    """Host side: a client that is not on the allow-list asks to connect; call
+    ``Connection.approve(now)`` or ``Connection.deny(now)``."""
+
+    peer_wavry_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +119,7 @@ class ConnectionClosed:
 
 Event = (
     HandshakeCompleted
+    | ApprovalRequired
     | SessionEstablished
     | SessionRejected
     | VideoFrameReceived

@@ -35,9 +35,15 @@ class HostEndpoint:
         allow_list: AllowList | None = None,
         max_active_sessions: int = 1,
         max_connections: int = 64,
+        approval_mode: bool = False,
         rng: Callable[[int], bytes] = os.urandom,
     ) -> None:
-        """``allow_list=None`` accepts any client identity (pairing disabled: say so loudly)."""
+        """``allow_list=None`` accepts any client identity (pairing disabled: say so loudly).
+
+        With ``approval_mode`` a client missing from the allow-list is not refused at once:
+        an ``ApprovalRequired`` event lets the host's user approve or deny it.
+        """
+        self.approval_mode = approval_mode
         self.identity = identity
         self.offer = offer or HostOffer()
         self.config = config or RiftConfig()
@@ -96,6 +102,7 @@ class HostEndpoint:
                 config=self.config,
                 allow_list=self.allow_list,
                 admission=self.admission,
+                approval_mode=self.approval_mode,
                 rng=self._rng,
             )
         except RemoteProtocolError as exc:
