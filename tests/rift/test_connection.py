@@ -405,3 +405,66 @@ def test_unknown_client_waits_for_host_user_decision(approve: bool) -> None:
         assert rej.reason == rift_pb2.REJECT_NOT_AUTHORIZED
     with pytest.raises(LocalProtocolError):
         conn.approve(5.0)
+
+
+def test_corrupted_msg2_restarts_handshake_without_raising() -> None:
+    p = make_pair()
+    ((msg1, _),) = p.client.datagrams_to_send(0.0)
+    p.host.receive_datagram(msg1, CLIENT, 0.0)
+    ((msg2, _),) = p.host.datagrams_to_send(0.0)
+    bad = bytearray(msg2)
+    bad[-5] ^= 0x40
+    p.client.receive_datagram(bytes(bad), HOST, 0.01)  # fails authentication
+    assert p.client.drops[DropReason.HANDSHAKE_FAILED] == 1
+    p.client.receive_datagram(msg2, HOST, 0.02)  # the spent attempt's real MSG2: just dropped
+    # The client started over with a fresh MSG1; the session completes through the network.
+    p.run(3.0)
+    assert p.client.state is ConnectionState.ESTABLISHED
+
+
+def test_corrupted_msg3_is_dropped_not_raised() -> None:
+    p = make_pair()
+    ((msg1, _),) = p.client.datagrams_to_send(0.0)
+    p.host.receive_datagram(msg1, CLIENT, 0.0)
+    ((msg2, _),) = p.host.datagrams_to_send(0.0)
+    p.client.receive_datagram(msg2, HOST, 0.01)
+    msg3 = p.client.datagrams_to_send(0.01)[0][0]
+    bad = bytearray(msg3)
+    bad[-3] ^= 1
+    p.host.receive_datagram(bytes(bad), CLIENT, 0.02)
+    p.host.receive_datagram(msg3, CLIENT, 0.03)  # must not raise either
+    assert (
+        sum(p.host.drops.values())
+        + sum(c.drops[DropReason.HANDSHAKE_FAILED] for c in p.host.connections.values())
+        >= 1
+    )
+
+
+def test_retransmitted_key_event_is_applied_once() -> None:
+    p = make_pair()
+    p.run(0.3)
+    key = rift_pb2.InputMessage(key=rift_pb2.Key(keycode=4, pressed=True))
+    p.client.send_input(key, 0.3)
+    ((original, _),) = p.client.datagrams_to_send(0.3)
+    conn = p.host_conn()
+    # The host never saw it and NACKs it; the client resends under a new packet id.
+    pid = int.from_bytes(original[8:16], "big")
+    p.client.receive_datagram(
+        _sealed_from(conn, rift_pb2.ControlMessage(nack=rift_pb2.Nack(packet_ids=[pid]))),
+        HOST,
+        0.31,
+    )
+    resent = [d for d, _ in p.client.datagrams_to_send(0.31)]
+    assert resent
+    for data in resent:
+        p.host.receive_datagram(data, CLIENT, 0.32)
+    p.host.receive_datagram(original, CLIENT, 0.33)  # the original shows up late
+    p.drain()
+    keys = [e for e in p.host_events if isinstance(e, ev.InputReceived)]
+    assert len(keys) == 1
+
+
+def _sealed_from(conn: Connection, control: rift_pb2.ControlMessage) -> bytes:
+    conn.send_control(control, 0.3)
+    out = [d for d, _ in conn.datagrams_to_send(0.3)]
+    return out[-1]

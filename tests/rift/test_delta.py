@@ -331,7 +331,7 @@ def test_sample_from_stats_report() -> None:
         received_bytes=50_000,
     )
     s = DeltaSample.from_stats_report(report, now=3.0)
-    assert s == DeltaSample(30_000, 0.1, 700, 2500, 8000.0, 3.0)
+    assert s == DeltaSample(30_000, 0.1, 700, 2500, 8000.0, 3.0, packets=50, pre_fec_loss=0.1)
     assert DeltaSample.from_stats_report(report, now=3.0, rtt_us=10).rtt_us == 10
     old_peer = rift_pb2.StatsReport(period_ms=1000, received_packets=10, rtt_us=5)
     s = DeltaSample.from_stats_report(old_peer, now=1.0)
@@ -402,3 +402,31 @@ def test_at_most_one_decrease_per_episode_with_a_receive_rate(
             episodes += 1
         previous = ctl.state
     assert ctl.decreases == episodes
+
+
+def test_loss_smoothing_is_weighted_by_packet_count() -> None:
+    """Tiny report periods (a few packets, one of them lost) must not look like a policer."""
+    ctrl = DeltaController(initial_bitrate_kbps=5000, initial_fps=60, max_fps=60)
+    now = 0.0
+    for i in range(200):
+        now += 0.05
+        lost = 1 if i % 4 == 0 else 0  # 1 of 12 packets every 4th period: ~2% loss overall
+        sample = DeltaSample(20_000, lost / 3, 500, 1000, 5000.0, now, packets=3)
+        decision = ctrl.on_sample(sample)
+        assert decision.state is not DeltaState.CONGESTED
+    # The same loss fraction on many packets is a real signal.
+    for _ in range(40):
+        now += 0.05
+        decision = ctrl.on_sample(DeltaSample(20_000, 0.3, 500, 1000, 5000.0, now, packets=300))
+    assert decision.state is DeltaState.CONGESTED
+
+
+def test_fec_is_sized_from_pre_fec_loss() -> None:
+    ctrl = DeltaController(initial_bitrate_kbps=5000, initial_fps=60, max_fps=60)
+    now = 0.0
+    for _ in range(100):
+        now += 0.05
+        decision = ctrl.on_sample(
+            DeltaSample(20_000, 0.0, 500, 1000, 5000.0, now, packets=50, pre_fec_loss=0.05)
+        )
+    assert decision.fec_ratio >= 0.09  # ~2 x 5% even though FEC left no loss

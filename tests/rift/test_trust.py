@@ -250,7 +250,8 @@ def test_known_hosts_near_miss_lines(line: str) -> None:
     try:
         known = KnownHosts.parse(line + "\n")
     except TrustFileError as exc:
-        assert exc.line == 1
+        # The generated text may itself contain newlines: the error names a real line.
+        assert exc.line is not None and 1 <= exc.line <= line.count("\n") + 1
         return
-    assert len(known) <= 1
+    assert len(known) <= line.count("\n") + 1
     assert KnownHosts.parse(known.dumps()) == known

@@ -258,7 +258,7 @@ class Connection:
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         out = self._raw_out
         self._raw_out = []
-        if self._sealer is not None:
+        if self._sealer is not None and self.state is not ConnectionState.CLOSED:
             self._sender.drain(self._seal, now, out)
         return [(d, self.peer_addr) for d in out]
 
@@ -459,6 +459,8 @@ class Connection:
             if nacks:
                 nack = rift_pb2.Nack(packet_ids=nacks)
                 self._sender.queue_control(rift_pb2.ControlMessage(nack=nack))
+        if msg.retransmit_of and kind != "media" and not self._first_copy(msg.retransmit_of):
+            raise RemoteProtocolError(DropReason.REPLAY, "original already delivered")
         if kind == "control":
             self._on_control(msg.control, now)
             return []
@@ -470,6 +472,15 @@ class Connection:
         if kind == "media":
             return self._on_media(msg.media, pid, data, now, recovered)
         raise RemoteProtocolError(DropReason.MALFORMED_MESSAGE, "empty message")
+
+    def _first_copy(self, original_id: int) -> bool:
+        """Input and control must not be applied twice (a key press twice is two presses):
+        a retransmission counts only if its original never arrived, and then the original is
+        marked seen so that, arriving late, it is dropped as a replay."""
+        if not self._replay.check(original_id):
+            return False
+        self._replay.update(original_id)
+        return True
 
     def _on_media(
         self, media: rift_pb2.MediaMessage, pid: int, data: bytes, now: float, recovered: bool
@@ -510,7 +521,10 @@ class Connection:
             self._frames_lost += len(lost)
             for lf in lost:
                 self._emit(ev.FrameLost(lf.frame_id, lf.reason))
-            if now - self._last_kf_request >= self.config.keyframe_request_interval:
+            # "skipped" frames were dropped *because* a keyframe completed: no need to ask.
+            needs_keyframe = any(lf.reason != "skipped" for lf in lost)
+            interval = self.config.keyframe_request_interval
+            if needs_keyframe and now - self._last_kf_request >= interval:
                 self.request_keyframe(now)
 
     # ------------------------------------------------------------------ handshake
@@ -528,12 +542,18 @@ class Connection:
             return
         if self.state is not ConnectionState.HANDSHAKE:
             raise RemoteProtocolError(DropReason.DUPLICATE_HANDSHAKE)
-        payload = self._noise.read_message(data[HANDSHAKE_HEADER_SIZE:])
-        remote_static = self._noise.remote_static
-        assert remote_static is not None  # set by a successful MSG2
-        peer = verify_identity_payload(payload, remote_static)
-        if peer.session_alias == 0:
-            raise RemoteProtocolError(DropReason.HANDSHAKE_FAILED, "host assigned no alias")
+        try:
+            payload = self._noise.read_message(data[HANDSHAKE_HEADER_SIZE:])
+            remote_static = self._noise.remote_static
+            assert remote_static is not None  # set by a successful MSG2
+            peer = verify_identity_payload(payload, remote_static)
+            if peer.session_alias == 0:
+                raise RemoteProtocolError(DropReason.HANDSHAKE_FAILED, "host assigned no alias")
+        except RemoteProtocolError:
+            # A failed Noise state cannot be reused: start over with fresh keys and a new
+            # handshake id, so one bad (or forged) MSG2 costs a round trip, not the session.
+            self._restart_handshake(now)
+            raise
         if self._expected_host_id is not None and peer.wavry_id != self._expected_host_id:
             self._set_closed(
                 rift_pb2.DISCONNECT_HOST_KEY_CHANGED,
@@ -558,16 +578,32 @@ class Connection:
     def _on_msg3(self, data: bytes, addr: Address, now: float) -> None:
         if self.is_client or self.state is not ConnectionState.HANDSHAKE:
             raise RemoteProtocolError(DropReason.DUPLICATE_HANDSHAKE)
-        payload = self._noise.read_message(data[TRANSPORT_HEADER_SIZE:])
-        remote_static = self._noise.remote_static
-        assert remote_static is not None
-        peer = verify_identity_payload(payload, remote_static)
+        if self._noise.failed:
+            raise RemoteProtocolError(DropReason.HANDSHAKE_FAILED, "handshake already failed")
+        try:
+            payload = self._noise.read_message(data[TRANSPORT_HEADER_SIZE:])
+            remote_static = self._noise.remote_static
+            assert remote_static is not None
+            peer = verify_identity_payload(payload, remote_static)
+        except RemoteProtocolError:
+            # The Noise state is spent: forget this attempt (the client starts a new one when
+            # its Hello goes unanswered).
+            self._set_closed(rift_pb2.DISCONNECT_PROTOCOL_ERROR, "bad MSG3", by_peer=False)
+            raise
         self.peer_wavry_id = peer.wavry_id
         self.peer_addr = addr
         self._last_rx = now
         self._install_keys(now)
         self.state = ConnectionState.AWAIT_HELLO
         self._emit(ev.HandshakeCompleted(peer.wavry_id, self.alias))
+
+    def _restart_handshake(self, now: float) -> None:
+        self._noise = NoiseXX(initiator=True, static_private=self._rng(32), rng=self._rng)
+        self._hsid = bytes(4) + self._rng(12)
+        self._msg1 = HandshakeHeader(self._hsid, 0).encode() + self._noise.write_message(b"")
+        self._raw_out.append(self._msg1)
+        self._retry_delay = self.config.handshake_retry_initial
+        self._retry_at = now + self._retry_delay
 
     def _install_keys(self, now: float) -> None:
         send_key, recv_key = self._noise.transport_keys()

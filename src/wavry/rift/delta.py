@@ -167,6 +167,9 @@ class DeltaConfig:
     loss_alpha: float = 0.1
     #: Loss smoothing for the congestion test (≈ 0.5 s at 50 ms reports).
     loss_cc_alpha: float = 0.1
+    #: The loss gains above apply per this many packets (a report at 10 Mbit/s and 50 ms
+    #: carries ~50); fewer packets move the estimate less.
+    loss_ref_packets: float = 50.0
     #: Smoothed loss below which no loss-driven FEC is wanted...
     fec_loss_threshold: float = 0.01
     #: ...and above it, parity ratio = this x loss (headroom for burstiness).
@@ -231,6 +234,12 @@ class DeltaSample:
     #: What the receiver got in the report period; ``None`` = unknown.
     receive_rate_kbps: float | None
     now: float
+    #: Packets the loss fraction is based on (received + lost); ``None`` = unknown. Smoothing
+    #: is weighted by it, so a 3-packet period cannot swing the loss estimate.
+    packets: int | None = None
+    #: Loss before FEC repair ((lost + FEC-recovered) / packets); sizes the FEC ratio.
+    #: ``None`` = same as ``loss``.
+    pre_fec_loss: float | None = None
 
     @classmethod
     def from_stats_report(
@@ -251,6 +260,12 @@ class DeltaSample:
             queue_delay_us=report.queue_delay_us if report.received_bytes > 0 else None,
             receive_rate_kbps=report.received_bytes * 8.0 / report.period_ms if has_rate else None,
             now=now,
+            packets=expected,
+            pre_fec_loss=(
+                min(1.0, (report.lost_packets + report.fec_recovered) / expected)
+                if expected
+                else None
+            ),
         )
 
 
@@ -317,6 +332,7 @@ class DeltaController:
         self._fec_jitter = 0.0
         self._loss_s = 0.0
         self._loss_cc = 0.0
+        self._sample_packets: int | None = None
         self._rtt_min = _WindowMin(cfg.rtt_min_window_s)
         self._rtt_s: float | None = None
         self._d_q: float | None = None
@@ -361,6 +377,7 @@ class DeltaController:
             now = max(now, self._last_now)
         self._last_now = now
         loss = min(1.0, max(0.0, _finite(sample.loss, 0.0)))
+        self._sample_packets = sample.packets
         jitter = min(float(MAX_DELAY_US), max(0.0, _finite(sample.jitter_us, 0.0)))
         rate_in = sample.receive_rate_kbps
         receive_rate = None if rate_in is None else _finite(rate_in, -1.0)
@@ -376,7 +393,9 @@ class DeltaController:
         if self._state is DeltaState.STABLE:
             self._increase(now, dt, receive_rate)
         self._update_fps(now)
-        self._update_fec(dt, loss, jitter)
+        pre_fec = sample.pre_fec_loss
+        fec_loss = loss if pre_fec is None else min(1.0, max(0.0, _finite(pre_fec, loss)))
+        self._update_fec(dt, fec_loss, jitter)
         return self._decide()
 
     # -- steps --
@@ -427,7 +446,7 @@ class DeltaController:
         cfg = self.config
         # One report period holds few packets, so one unlucky period must not look like a
         # policer: the congestion test uses the smoothed loss.
-        self._loss_cc += cfg.loss_cc_alpha * (loss - self._loss_cc)
+        self._loss_cc += self._loss_gain(cfg.loss_cc_alpha) * (loss - self._loss_cc)
         lossy = self._loss_cc > cfg.loss_congestion
         overuse = (
             receive_rate is not None
@@ -559,10 +578,19 @@ class DeltaController:
                 self._fps = min(higher[0], self._max_fps) if higher else self._max_fps
                 self._last_fps_change = now
 
+    def _loss_gain(self, alpha: float) -> float:
+        """EWMA gain for this sample's loss: ``alpha`` per ``loss_ref_packets`` packets."""
+        packets = self._sample_packets
+        if packets is None:
+            return alpha
+        if packets <= 0:
+            return 0.0
+        return 1.0 - (1.0 - alpha) ** (packets / self.config.loss_ref_packets)
+
     def _update_fec(self, dt: float, loss: float, jitter: float) -> None:
         cfg = self.config
         if self._state is not DeltaState.CONGESTED:
-            self._loss_s += cfg.loss_alpha * (loss - self._loss_s)
+            self._loss_s += self._loss_gain(cfg.loss_alpha) * (loss - self._loss_s)
         target = cfg.fec_loss_gain * self._loss_s if self._loss_s > cfg.fec_loss_threshold else 0.0
         target = min(cfg.fec_max, target)
         if target >= self._fec_loss:

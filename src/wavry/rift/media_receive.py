@@ -42,10 +42,15 @@ class MediaReceiver:
         recovered: bool,
     ) -> list[int]:
         """Account one authenticated packet; returns packet ids to NACK now."""
-        self.stats.on_packet(packet_id, size, now, sender_us)
+        # A packet FEC rebuilt counts as received (it fills its gap: congestion control reacts
+        # to what FEC could not repair) and is reported in fec_recovered, which the sender adds
+        # back when it sizes FEC. Counting it as lost would double-count a packet that was only
+        # late: its original is then dropped as a replay and never reaches the statistics.
+        self.stats.on_packet(packet_id, size, now, None if recovered else sender_us)
         if recovered:
             self.stats.on_recovered()
             self.nack.on_recovered(packet_id)
+            return []
         if not self._cfg.nack_enabled:
             return []
         return self.nack.on_packet(packet_id, now, retransmit_of)

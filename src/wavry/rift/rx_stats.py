@@ -39,6 +39,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+from wavry.rift.packet_crypto import EPOCH_BITS
 from wavry.rift.proto import rift_pb2
 
 __all__ = [
@@ -199,6 +200,10 @@ class ReceiveStats:
             self._highest = packet_id
             return
         if packet_id > highest:
+            if packet_id >> EPOCH_BITS != highest >> EPOCH_BITS:
+                # A re-key jumps ids to the next epoch: skipped ids were never sent.
+                self._highest = packet_id
+                return
             if packet_id > highest + 1:
                 self._lost += packet_id - highest - 1
                 self._gap_starts.append(max(highest + 1, packet_id - REORDER_TRACK_WINDOW))

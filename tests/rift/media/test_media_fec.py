@@ -111,7 +111,7 @@ def _empty_group(pb: rift_pb2.FecPacket) -> None:
     "mutate",
     [
         lambda pb: setattr(pb, "shard_count", 3),
-        lambda pb: setattr(pb, "first_packet_id", 2),
+        lambda pb: pb.packet_ids.__setitem__(0, 1),  # the first offset must be 0
         lambda pb: pb.shard_lengths.append(1),
         lambda pb: setattr(pb, "parity_count", 2),  # XOR has one parity shard
         lambda pb: setattr(pb, "parity_index", 1),
@@ -119,7 +119,7 @@ def _empty_group(pb: rift_pb2.FecPacket) -> None:
         lambda pb: setattr(pb, "payload", b"wxy"),
         lambda pb: setattr(pb, "payload", b"wxyz!"),
         lambda pb: setattr(pb, "scheme", 7),
-        lambda pb: pb.packet_ids.__setitem__(1, 1),
+        lambda pb: pb.packet_ids.__setitem__(1, 0),  # duplicate packet id
         lambda pb: _empty_group(pb),
     ],
 )
@@ -516,3 +516,21 @@ def test_stream_of_groups_recovers_only_true_datagrams(seed: int, group: int, lo
                 for rec in dec.add_parity(shard, now):
                     assert rec in sent.values()
         assert dec.open_groups <= 4
+
+
+def test_packet_ids_travel_as_offsets_from_the_first() -> None:
+    shard = ParityShard(
+        group_id=9,
+        packet_ids=(2**41 + 5, 2**41 + 6, 2**41 + 9),
+        shard_lengths=(3, 3, 3),
+        parity_index=0,
+        parity_count=1,
+        scheme=rift_pb2.FEC_XOR,
+        payload=b"abc",
+    )
+    pb = shard.to_proto()
+    assert list(pb.packet_ids) == [0, 1, 4] and pb.first_packet_id == 2**41 + 5
+    assert ParityShard.from_proto(pb) == shard
+    pb.first_packet_id = 2**64 - 2  # offsets would overflow the u64 id space
+    with pytest.raises(RemoteProtocolError):
+        ParityShard.from_proto(pb)

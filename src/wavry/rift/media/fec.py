@@ -40,6 +40,8 @@ import zfec
 from wavry.rift.errors import DropReason, LocalProtocolError, RemoteProtocolError
 from wavry.rift.proto import rift_pb2
 
+_MAX_PACKET_ID = 2**64 - 1
+
 __all__ = [
     "DEFAULT_MAX_AGE",
     "DEFAULT_MAX_DATAGRAMS",
@@ -113,7 +115,8 @@ class ParityShard:
             parity_index=self.parity_index,
             payload=self.payload,
             shard_lengths=self.shard_lengths,
-            packet_ids=self.packet_ids,
+            # On the wire: offsets from first_packet_id (1-2 bytes each instead of up to 10).
+            packet_ids=[pid - self.packet_ids[0] for pid in self.packet_ids],
             parity_count=self.parity_count,
             scheme=cast(rift_pb2.FecScheme, self.scheme),
         )
@@ -121,12 +124,16 @@ class ParityShard:
     @classmethod
     def from_proto(cls, pb: rift_pb2.FecPacket) -> ParityShard:
         """Validate a received ``FecPacket``; raises ``RemoteProtocolError(FEC_INVALID)``."""
-        packet_ids = tuple(pb.packet_ids)
+        offsets = tuple(pb.packet_ids)
         lengths = tuple(pb.shard_lengths)
-        if pb.shard_count != len(packet_ids):
-            raise _fec_invalid(f"shard_count {pb.shard_count} != {len(packet_ids)} packet ids")
-        if packet_ids and pb.first_packet_id != packet_ids[0]:
-            raise _fec_invalid("first_packet_id differs from packet_ids[0]")
+        if pb.shard_count != len(offsets):
+            raise _fec_invalid(f"shard_count {pb.shard_count} != {len(offsets)} packet ids")
+        if offsets and offsets[0] != 0:
+            raise _fec_invalid("the first packet id offset must be 0")
+        first = pb.first_packet_id
+        if offsets and first + max(offsets) > _MAX_PACKET_ID:
+            raise _fec_invalid("packet id offset beyond the u64 range")
+        packet_ids = tuple(first + off for off in offsets)
         try:
             return cls(
                 group_id=pb.group_id,

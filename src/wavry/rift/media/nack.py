@@ -33,6 +33,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from wavry.rift.errors import LocalProtocolError
+from wavry.rift.packet_crypto import EPOCH_BITS
 
 __all__ = [
     "DEFAULT_HISTORY_CAPACITY",
@@ -138,6 +139,8 @@ class NackTracker:
             self.on_recovered(packet_id)
             return []
         self._highest = packet_id
+        if packet_id >> EPOCH_BITS != highest >> EPOCH_BITS:
+            return []  # a re-key jumped to the next key epoch: the skipped ids never existed
         if self._reorder_window and now - self._last_reorder >= REORDER_DECAY_INTERVAL:
             self._reorder_window /= 2
             self._last_reorder = now
