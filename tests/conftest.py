@@ -53,7 +53,7 @@ def xvfb_display() -> Iterator[str]:
         pytest.skip("Xvfb not installed (apt-get install xvfb, or run scripts/bootstrap.sh)")
     n = _free_display()
     proc = subprocess.Popen(
-        [xvfb, f":{n}", "-screen", "0", "1280x720x24", "-nolisten", "tcp", "-ac"],
+        [xvfb, f":{n}", "-screen", "0", "1280x720x24", "-nolisten", "tcp", "-ac", "-noreset"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
