@@ -468,3 +468,12 @@ def _sealed_from(conn: Connection, control: rift_pb2.ControlMessage) -> bytes:
     conn.send_control(control, 0.3)
     out = [d for d, _ in conn.datagrams_to_send(0.3)]
     return out[-1]
+
+
+def test_hello_waits_for_approval_longer_than_idle_timeout() -> None:
+    p = make_pair(allow=False, approval=True, config=RiftConfig(idle_timeout=2.0))
+    p.run(8.0)  # well past the idle timeout: nobody answered the Hello yet
+    assert p.client.state is ConnectionState.AWAIT_HELLO_ACK
+    p.net.schedule(8.1, p.host_conn().approve)
+    p.run(9.0)
+    assert p.client.state is ConnectionState.ESTABLISHED

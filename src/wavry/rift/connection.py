@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import os
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,7 +53,9 @@ __all__ = ["Admission", "Connection", "ConnectionState", "ConnectionStats"]
 Address = tuple[str, int]
 RandomBytes = Callable[[int], bytes]
 
-_REJECT_LINGER = 2.0  # a refused connection answers repeated Hellos this long, then goes
+_REJECT_LINGER = 2.0
+# Ids of recently delivered input/control packets, to apply a retransmission at most once.
+_DELIVERED_MEMORY = 4096  # a refused connection answers repeated Hellos this long, then goes
 
 
 class ConnectionState(enum.Enum):
@@ -131,6 +133,7 @@ class Connection:
         self._opener: PacketOpener | None = None
         self._replay = ReplayWindow(128)
         self._raw_out: list[bytes] = []  # handshake datagrams (not sealed)
+        self._delivered: OrderedDict[int, None] = OrderedDict()
         self._events: deque[ev.Event] = deque()
         self._drops: Counter[DropReason] = Counter()
         self._created = now
@@ -268,7 +271,13 @@ class Connection:
     def get_timer(self) -> float | None:
         if self.state is ConnectionState.CLOSED:
             return None
-        times = [self._last_rx + self.config.idle_timeout]
+        times: list[float] = []
+        if self.state is ConnectionState.ESTABLISHED:
+            times.append(self._last_rx + self.config.idle_timeout)
+        elif self.state is ConnectionState.HANDSHAKE:
+            times.append(self._created + self.config.handshake_timeout)
+        elif self.state is not ConnectionState.ESTABLISHED:
+            times.append(self._created + self.config.hello_timeout)
         for t in (self._retry_at, self._close_at, self._next_ping, self._next_stats):
             if t is not None:
                 times.append(t)
@@ -297,7 +306,10 @@ class Connection:
                 by_peer=False,
             )
             return
-        if now - self._last_rx >= self.config.idle_timeout:
+        # Before the session is established the handshake/hello limits above apply (a Hello
+        # may wait minutes for a host user's approval while the host stays silent).
+        established = self.state is ConnectionState.ESTABLISHED
+        if established and now - self._last_rx >= self.config.idle_timeout:
             self.close(now, rift_pb2.DISCONNECT_IDLE_TIMEOUT, "peer silent", by_timeout=True)
             return
         if self._retry_at is not None and now >= self._retry_at:
@@ -459,8 +471,12 @@ class Connection:
             if nacks:
                 nack = rift_pb2.Nack(packet_ids=nacks)
                 self._sender.queue_control(rift_pb2.ControlMessage(nack=nack))
-        if msg.retransmit_of and kind != "media" and not self._first_copy(msg.retransmit_of):
-            raise RemoteProtocolError(DropReason.REPLAY, "original already delivered")
+        if kind != "media":
+            if pid in self._delivered or (
+                msg.retransmit_of and not self._first_copy(msg.retransmit_of)
+            ):
+                raise RemoteProtocolError(DropReason.REPLAY, "already delivered")
+            self._remember_delivered(pid)
         if kind == "control":
             self._on_control(msg.control, now)
             return []
@@ -475,12 +491,18 @@ class Connection:
 
     def _first_copy(self, original_id: int) -> bool:
         """Input and control must not be applied twice (a key press twice is two presses):
-        a retransmission counts only if its original never arrived, and then the original is
-        marked seen so that, arriving late, it is dropped as a replay."""
-        if not self._replay.check(original_id):
+        a retransmission counts only if its original was not delivered, and then the
+        original id is remembered so that, arriving late, it is dropped."""
+        if original_id in self._delivered:
             return False
-        self._replay.update(original_id)
+        self._remember_delivered(original_id)
         return True
+
+    def _remember_delivered(self, packet_id: int) -> None:
+        delivered = self._delivered
+        delivered[packet_id] = None
+        if len(delivered) > _DELIVERED_MEMORY:
+            delivered.popitem(last=False)
 
     def _on_media(
         self, media: rift_pb2.MediaMessage, pid: int, data: bytes, now: float, recovered: bool
