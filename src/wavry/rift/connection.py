@@ -276,7 +276,7 @@ class Connection:
             times.append(self._last_rx + self.config.idle_timeout)
         elif self.state is ConnectionState.HANDSHAKE:
             times.append(self._created + self.config.handshake_timeout)
-        elif self.state is not ConnectionState.ESTABLISHED:
+        else:
             times.append(self._created + self.config.hello_timeout)
         for t in (self._retry_at, self._close_at, self._next_ping, self._next_stats):
             if t is not None:

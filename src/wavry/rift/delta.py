@@ -585,7 +585,7 @@ class DeltaController:
             return alpha
         if packets <= 0:
             return 0.0
-        return 1.0 - (1.0 - alpha) ** (packets / self.config.loss_ref_packets)
+        return float(1.0 - (1.0 - alpha) ** (packets / self.config.loss_ref_packets))
 
     def _update_fec(self, dt: float, loss: float, jitter: float) -> None:
         cfg = self.config
