@@ -21,6 +21,9 @@ State (identity, known hosts, allow-list) lives in a per-user data directory:
 WAVRY_DATA_DIR if set, else the XDG data dir (~/.local/share/wavry).
 
 Examples:
+  wavry demo                   stream on loopback and print per-stage latency
+  wavry host                   share this screen (loopback; see wavry host --help)
+  wavry connect HOST[:PORT]    connect to a host (no HOST: list hosts on the LAN)
   wavry keygen                 create your identity and print your Wavry ID
   wavry show-id                print the Wavry ID of your identity
   wavry bench rift             measure the RIFT protocol core on this machine
@@ -72,6 +75,49 @@ def _cmd_bench(ns: argparse.Namespace) -> int:
         print(json.dumps(results, sort_keys=True))
     else:
         print(format_report(results))
+    return 0
+
+
+def _cmd_demo(ns: argparse.Namespace) -> int:
+    import logging
+
+    from wavry.demo import DemoOptions, format_summary, run_demo
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        width, height = (int(x) for x in ns.resolution.lower().split("x"))
+    except ValueError:
+        print("wavry demo: --resolution must look like 1280x720", file=sys.stderr)
+        return 2
+    if ns.impair:
+        from wavry.net.impairment import ImpairmentConfig
+
+        try:
+            ImpairmentConfig.parse(ns.impair)
+        except ValueError as exc:
+            print(f"wavry demo: --impair: {exc}", file=sys.stderr)
+            return 2
+    opts = DemoOptions(
+        seconds=ns.seconds,
+        width=width,
+        height=height,
+        fps=ns.fps,
+        codec=ns.codec,
+        pattern=ns.pattern,
+        bitrate_kbps=ns.bitrate,
+        window=ns.window,
+        impair=ns.impair,
+    )
+
+    def progress(msg: str) -> None:
+        print(f"  {msg}", file=sys.stderr, flush=True)
+
+    try:
+        summary = run_demo(opts, progress=progress)
+    except RuntimeError as exc:
+        print(f"wavry demo: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, sort_keys=True) if ns.json else format_summary(summary))
     return 0
 
 
@@ -134,6 +180,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="check this machine for what Wavry needs")
     p.set_defaults(func=_cmd_doctor)
+
+    from wavry.cli_stream import add_connect_parser, add_host_parser
+
+    add_host_parser(sub)
+    add_connect_parser(sub)
+
+    p = sub.add_parser(
+        "demo",
+        help="host + client on loopback, then per-stage latency (no set-up, no display needed)",
+        description="Start a host on the synthetic test source and a client on loopback (real "
+        "UDP, real encryption, real encode/decode), stream for --seconds, then print per-stage "
+        "latency (capture, encode, network, decode, present, total) as p50/p95/p99, fps, "
+        "bitrate, loss, FEC recoveries and keyframe requests.",
+    )
+    p.add_argument("--seconds", type=float, default=10.0, help="how long to stream (default 10)")
+    p.add_argument("--resolution", default="1280x720", help="stream size (default 1280x720)")
+    p.add_argument("--fps", type=int, default=60)
+    p.add_argument("--codec", default="h264", choices=("h264", "hevc", "av1"))
+    p.add_argument("--pattern", default="desktop", choices=("desktop", "game"))
+    p.add_argument("--bitrate", type=int, default=10_000, help="initial kbit/s")
+    p.add_argument("--window", action="store_true", help="show the client window (needs a display)")
+    p.add_argument(
+        "--impair",
+        default=None,
+        help="impair both directions, e.g. loss=5%%,delay=20ms,jitter=5ms,rate=8mbit",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "DSCP_EF",
     "SansIoCore",
     "UdpDriver",
+    "impairment_from_spec",
     "install_uvloop",
     "open_udp_driver",
 ]
@@ -41,6 +42,17 @@ class SansIoCore(Protocol):
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]: ...
     def get_timer(self) -> float | None: ...
     def handle_timer(self, now: float) -> None: ...
+
+
+def impairment_from_spec(spec: str | None, seed: int | None = None) -> ImpairmentLink | None:
+    """An impairment link from a CLI spec such as ``loss=5%,delay=20ms`` (None: no link)."""
+    if not spec:
+        return None
+    import random
+
+    from wavry.net.impairment import ImpairmentConfig
+
+    return ImpairmentLink(ImpairmentConfig.parse(spec), random.Random(seed))
 
 
 def install_uvloop() -> bool:

@@ -103,6 +103,10 @@ class ConnectionStats:
     frames_lost: int
     target_bitrate_kbps: int
     drops: dict[str, int]
+    #: media receiver's view: packets lost before / after FEC repair, keyframes asked for
+    packets_lost_before_fec: int = 0
+    packets_expected: int = 0
+    keyframe_requests: int = 0
 
 
 class Connection:
@@ -165,6 +169,9 @@ class Connection:
         self._frames_received = 0
         self._frames_lost = 0
         self._packets_received = 0
+        self._lost_total = 0
+        self._expected_total = 0
+        self._keyframe_requests = 0
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -372,6 +379,7 @@ class Connection:
         req = rift_pb2.KeyframeRequest(last_complete_frame_id=last)
         self._sender.queue_control(rift_pb2.ControlMessage(keyframe_request=req))
         self._last_kf_request = now
+        self._keyframe_requests += 1
 
     @property
     def send_queue_length(self) -> int:
@@ -416,6 +424,9 @@ class Connection:
             frames_lost=self._frames_lost,
             target_bitrate_kbps=self._target_kbps,
             drops={reason.value: n for reason, n in self._drops.items()},
+            packets_lost_before_fec=self._lost_total,
+            packets_expected=self._expected_total,
+            keyframe_requests=self._keyframe_requests,
         )
 
     @property
@@ -843,6 +854,8 @@ class Connection:
 
     def _send_stats(self, now: float) -> None:
         snap = self._receiver.stats.snapshot(now)
+        self._lost_total += snap.lost_packets + snap.fec_recovered
+        self._expected_total += snap.received_packets + snap.lost_packets
         if snap.received_packets == 0 and snap.lost_packets == 0:
             return
         report = snap.to_proto()

@@ -1,0 +1,355 @@
+"""``wavry connect``: receive, decode, present; capture input and send it at once.
+
+Threads: the event loop runs RIFT, the window and input; one decode thread turns bitstreams
+into pictures (PyAV releases the GIL while decoding). Encoded frames wait in a bounded queue;
+if it overflows the client drops it all and asks for a keyframe instead of falling behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wavry.client.settings import ClientSettings
+from wavry.input.events import to_proto
+from wavry.media.decoder import VideoDecoder
+from wavry.media.frames import DecodedFrame
+from wavry.net.udp import DSCP_EF, UdpDriver, open_udp_driver
+from wavry.rift import events as ev
+from wavry.rift.config import RiftConfig
+from wavry.rift.connection import Connection, ConnectionState
+from wavry.rift.identity import Identity
+from wavry.rift.proto import rift_pb2
+from wavry.telemetry.latency import LatencyRecorder
+
+__all__ = ["ClientReport", "ClientService", "FrameTiming"]
+
+log = logging.getLogger(__name__)
+
+_DECODE_QUEUE = 8
+
+
+@dataclass(frozen=True, slots=True)
+class FrameTiming:
+    frame_id: int
+    keyframe: bool
+    capture_start: float  # host clock (monotonic), from the frame's timestamp
+    capture_s: float
+    encode_s: float
+    received_at: float  # client clock
+    first_chunk_at: float
+    decode_start: float
+    decode_end: float
+    present_end: float
+    size: int
+
+
+@dataclass(slots=True)
+class ClientReport:
+    connected_at: float | None = None
+    established_at: float | None = None
+    first_frame_at: float | None = None
+    frames_received: int = 0
+    frames_decoded: int = 0
+    frames_presented: int = 0
+    frames_lost: int = 0
+    decode_errors: int = 0
+    decode_overflows: int = 0
+    bytes_received: int = 0
+    close_reason: str | None = None
+    rejected: str | None = None
+    latency: LatencyRecorder = field(default_factory=LatencyRecorder)
+    host_wavry_id: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+class ClientService:
+    def __init__(
+        self,
+        settings: ClientSettings,
+        *,
+        identity: Identity,
+        expected_host_id: str | None,
+        on_host_identity: Callable[[str], bool] | None = None,
+        window_factory: Callable[[], Any] | None = None,
+        on_frame: Callable[[DecodedFrame, FrameTiming], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.identity = identity
+        self.expected_host_id = expected_host_id
+        self._on_host_identity = on_host_identity
+        self._window_factory = window_factory
+        self._on_frame = on_frame
+        self.report = ClientReport()
+        self._conn: Connection | None = None
+        self._driver: UdpDriver | None = None
+        self._window: Any = None
+        self._decode_q: queue.Queue[ev.VideoFrameReceived | None] = queue.Queue(_DECODE_QUEUE)
+        self._decoder: VideoDecoder | None = None
+        self._stop = asyncio.Event()
+        self._trusted = expected_host_id is not None
+        self._same_clock = settings.same_clock
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> ClientReport:
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        hello = rift_pb2.Hello(
+            client_name=s.client_name,
+            platform=rift_pb2.LINUX,
+            supported_codecs=list(s.codecs),
+            max_resolution=rift_pb2.Resolution(width=s.max_width, height=s.max_height),
+            max_fps=s.max_fps,
+            max_bitrate_kbps=s.max_bitrate_kbps,
+            input_caps=0xF,
+        )
+        conn = Connection.client(
+            identity=self.identity,
+            peer_addr=(s.host, s.port),
+            hello=hello,
+            now=loop.time(),
+            config=RiftConfig(),
+            expected_host_id=self.expected_host_id,
+        )
+        self._conn = conn
+        bind_host = "::" if ":" in s.host else "0.0.0.0"
+        if s.host in ("127.0.0.1", "localhost", "::1"):
+            bind_host = "::1" if s.host == "::1" else "127.0.0.1"
+        self._driver = await open_udp_driver(lambda: conn, local_addr=(bind_host, 0), tos=DSCP_EF)
+        self.report.connected_at = loop.time()
+        decode_thread = threading.Thread(target=self._decode_loop, name="wavry-decode", daemon=True)
+        decode_thread.start()
+        poll_task: asyncio.Task[None] | None = None
+        deadline = None if s.run_for is None else loop.time() + s.run_for
+        try:
+            while not self._stop.is_set():
+                timeout = 0.25
+                if deadline is not None:
+                    timeout = min(timeout, max(0.0, deadline - loop.time()))
+                    if loop.time() >= deadline:
+                        break
+                await self._driver.wait_activity(timeout)
+                self._handle_events(loop.time())
+                if conn.state is ConnectionState.CLOSED:
+                    break
+                if self._window is None and self._window_factory and self.report.established_at:
+                    self._open_window()
+                    poll_task = asyncio.create_task(self._poll_window())
+        finally:
+            if poll_task is not None:
+                poll_task.cancel()
+            if conn.state is not ConnectionState.CLOSED:
+                conn.close(loop.time(), rift_pb2.DISCONNECT_NORMAL, "client quit")
+            self._driver.close()
+            self._decode_q.put(None)
+            decode_thread.join(timeout=2)
+            if self._window is not None:
+                self._window.close()
+            self.report.stats = _stats_dict(conn)
+        return self.report
+
+    # -- protocol events ------------------------------------------------------------------
+    def _handle_events(self, now: float) -> None:
+        conn = self._conn
+        assert conn is not None
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, ev.VideoFrameReceived):
+                self._on_video(event)
+            elif isinstance(event, ev.FrameLost):
+                self.report.frames_lost += 1
+            elif isinstance(event, ev.HandshakeCompleted):
+                self._on_handshake(event, now)
+            elif isinstance(event, ev.SessionEstablished):
+                self.report.established_at = now
+                p = event.params
+                self.report.params = {
+                    "codec": rift_pb2.Codec.Name(p.codec),
+                    "width": p.width,
+                    "height": p.height,
+                    "fps": p.fps,
+                    "bitrate_kbps": p.bitrate_kbps,
+                }
+                log.info(
+                    "streaming %s %dx%d@%d", self.report.params["codec"], p.width, p.height, p.fps
+                )
+                self._decoder = VideoDecoder(p.codec)
+            elif isinstance(event, ev.SessionRejected):
+                self.report.rejected = event.message
+                log.error("the host refused the session: %s", event.message)
+            elif isinstance(event, ev.ConnectionClosed):
+                self.report.close_reason = (
+                    f"{rift_pb2.DisconnectReason.Name(event.reason)}: {event.message}"
+                )
+                if event.by_peer:
+                    log.info("the host closed the session: %s", event.message or "no reason given")
+                else:
+                    log.info("session closed: %s", event.message)
+        if self._driver is not None:
+            self._driver.flush()
+
+    def _on_handshake(self, event: ev.HandshakeCompleted, now: float) -> None:
+        self.report.host_wavry_id = event.peer_wavry_id
+        if self._trusted:
+            return
+        ok = self._on_host_identity(event.peer_wavry_id) if self._on_host_identity else True
+        if not ok:
+            assert self._conn is not None
+            self._conn.close(now, rift_pb2.DISCONNECT_NORMAL, "host identity not trusted")
+        self._trusted = ok
+
+    def _on_video(self, event: ev.VideoFrameReceived) -> None:
+        self.report.frames_received += 1
+        self.report.bytes_received += len(event.data)
+        if self.report.first_frame_at is None:
+            self.report.first_frame_at = event.released_at
+        try:
+            self._decode_q.put_nowait(event)
+        except queue.Full:
+            # The decoder fell behind: skipping frames of a P-frame chain breaks the picture,
+            # so drop everything queued and restart from a fresh keyframe.
+            self.report.decode_overflows += 1
+            with self._decode_q.mutex:
+                self._decode_q.queue.clear()
+            conn = self._conn
+            if conn is not None and conn.state is ConnectionState.ESTABLISHED:
+                conn.request_keyframe(asyncio.get_running_loop().time())
+
+    # -- decode thread --------------------------------------------------------------------
+    def _decode_loop(self) -> None:
+        while True:
+            item = self._decode_q.get()
+            if item is None:
+                return
+            decoder = self._decoder
+            if decoder is None:
+                continue
+            start = time.monotonic()
+            try:
+                picture = decoder.decode(item.data)
+            except Exception:  # noqa: BLE001 - top of a thread: count, never die
+                self.report.decode_errors += 1
+                continue
+            if picture is None:
+                continue
+            self.report.frames_decoded += 1
+            self._deliver(item, picture, start)
+
+    def _deliver(self, item: ev.VideoFrameReceived, picture: DecodedFrame, start: float) -> None:
+        decode_end = time.monotonic()
+        present_end = decode_end
+        window = self._window
+        if window is not None:
+            self._present_soon(item, picture, start, decode_end)
+            return
+        self._record(item, picture, start, decode_end, present_end)
+
+    def _present_soon(
+        self, item: ev.VideoFrameReceived, picture: DecodedFrame, start: float, decode_end: float
+    ) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._present, item, picture, start, decode_end)
+
+    def _present(
+        self, item: ev.VideoFrameReceived, picture: DecodedFrame, start: float, decode_end: float
+    ) -> None:
+        window = self._window
+        if window is None:
+            return
+        present_end = window.present(picture)
+        self._record(item, picture, start, decode_end, present_end)
+
+    def _record(
+        self,
+        item: ev.VideoFrameReceived,
+        picture: DecodedFrame,
+        start: float,
+        decode_end: float,
+        present_end: float,
+    ) -> None:
+        timing = FrameTiming(
+            frame_id=item.frame_id,
+            keyframe=item.keyframe,
+            capture_start=item.timestamp_us / 1e6,
+            capture_s=item.capture_us / 1e6,
+            encode_s=item.encode_us / 1e6,
+            received_at=item.released_at,
+            first_chunk_at=item.first_chunk_at,
+            decode_start=start,
+            decode_end=decode_end,
+            present_end=present_end,
+            size=len(item.data),
+        )
+        self.report.frames_presented += 1
+        lat = self.report.latency
+        lat.record("capture", timing.capture_s)
+        lat.record("encode", timing.encode_s)
+        lat.record("decode", decode_end - start)
+        lat.record("present", present_end - decode_end)
+        if self._same_clock:
+            sent = timing.capture_start + timing.capture_s + timing.encode_s
+            lat.record("network", timing.received_at - sent)
+            lat.record("total", present_end - timing.capture_start)
+        if self._on_frame is not None:
+            self._on_frame(picture, timing)
+
+    # -- window and input -----------------------------------------------------------------
+    def _open_window(self) -> None:
+        assert self._window_factory is not None
+        self._window = self._window_factory()
+        self._window.open()
+
+    async def _poll_window(self) -> None:
+        from wavry.client.window import WindowClosed
+
+        conn = self._conn
+        assert conn is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            sent = False
+            for event in self._window.poll_events():
+                if isinstance(event, WindowClosed):
+                    self.stop()
+                    return
+                wire = _wire_event(event)
+                if wire is not None and conn.state is ConnectionState.ESTABLISHED:
+                    conn.send_input(to_proto(wire, int(loop.time() * 1e6)), loop.time())
+                    sent = True
+            if sent and self._driver is not None:
+                self._driver.flush()  # input goes out now, not at the next timer
+            await asyncio.sleep(0.002)
+
+
+def _wire_event(event: object) -> Any:
+    from wavry.input import events as ie
+
+    wire_types = (
+        ie.KeyEvent,
+        ie.MouseMove,
+        ie.MouseRelative,
+        ie.MouseButton,
+        ie.Scroll,
+        ie.GamepadEvent,
+    )
+    return event if isinstance(event, wire_types) else None
+
+
+def _stats_dict(conn: Connection) -> dict[str, Any]:
+    s = conn.stats()
+    return {
+        "srtt_ms": s.srtt_ms,
+        "packets_received": s.packets_received,
+        "fec_recovered": s.fec_recovered,
+        "frames_lost": s.frames_lost,
+        "drops": s.drops,
+    }
