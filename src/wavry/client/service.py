@@ -20,6 +20,7 @@ from wavry.client.settings import ClientSettings
 from wavry.input.events import to_proto
 from wavry.media.decoder import VideoDecoder
 from wavry.media.frames import DecodedFrame
+from wavry.net.impairment import ImpairmentLink
 from wavry.net.udp import DSCP_EF, UdpDriver, open_udp_driver
 from wavry.rift import events as ev
 from wavry.rift.config import RiftConfig
@@ -80,6 +81,7 @@ class ClientService:
         on_host_identity: Callable[[str], bool] | None = None,
         window_factory: Callable[[], Any] | None = None,
         on_frame: Callable[[DecodedFrame, FrameTiming], None] | None = None,
+        impairment: ImpairmentLink | None = None,
     ) -> None:
         self.settings = settings
         self.identity = identity
@@ -87,6 +89,7 @@ class ClientService:
         self._on_host_identity = on_host_identity
         self._window_factory = window_factory
         self._on_frame = on_frame
+        self._impairment = impairment
         self.report = ClientReport()
         self._conn: Connection | None = None
         self._driver: UdpDriver | None = None
@@ -100,6 +103,21 @@ class ClientService:
 
     def stop(self) -> None:
         self._stop.set()
+
+    @property
+    def connection(self) -> Connection | None:
+        return self._conn
+
+    def send_input(self, event: Any) -> bool:
+        """Send one input event now (call on the event loop). False when not streaming."""
+        conn = self._conn
+        if conn is None or conn.state is not ConnectionState.ESTABLISHED or self._loop is None:
+            return False
+        now = self._loop.time()
+        conn.send_input(to_proto(event, int(now * 1_000_000)), now)
+        if self._driver is not None:
+            self._driver.flush()
+        return True
 
     async def run(self) -> ClientReport:
         s = self.settings

@@ -23,6 +23,7 @@ from wavry.input.inject.base import InjectorUnavailable, InputInjector, open_inj
 from wavry.media.capture.base import CaptureBackend, open_capture
 from wavry.media.encoder import VideoEncoder, create_encoder
 from wavry.media.probe import offered_codecs
+from wavry.net.impairment import ImpairmentLink
 from wavry.net.mdns import AsyncMdnsAdvertisement
 from wavry.net.udp import DSCP_AF41, UdpDriver, impairment_from_spec, open_udp_driver
 from wavry.rift import events as ev
@@ -62,6 +63,7 @@ class HostService:
         encoder_factory: Callable[[SessionParams], VideoEncoder] | None = None,
         injector: InputInjector | None = None,
         ask_approval: Callable[[str], bool] | None = None,
+        impairment: ImpairmentLink | None = None,
     ) -> None:
         self.settings = settings
         self.identity = identity
@@ -70,6 +72,7 @@ class HostService:
         self._encoder_factory = encoder_factory or self._default_encoder
         self._injector = injector
         self._ask_approval = ask_approval
+        self._impairment = impairment
         self.status = HostStatus()
         self._endpoint: HostEndpoint | None = None
         self._driver: UdpDriver | None = None
@@ -143,7 +146,7 @@ class HostService:
             lambda: endpoint,
             local_addr=(s.listen_host, s.port),
             tos=DSCP_AF41,
-            impairment=impairment_from_spec(s.impair),
+            impairment=self._impairment or impairment_from_spec(s.impair),
         )
         self._driver = driver
         self.status.listening = driver.local_address
