@@ -186,6 +186,10 @@ def _run_host(ns: argparse.Namespace) -> int:
                     "sessions": status.sessions_started,
                     "inputs_injected": status.inputs_injected,
                     "refused": status.refused,
+                    "cpu_pct_of_core": round(
+                        100 * status.stream_cpu_s / max(status.stream_wall_s, 1e-9), 1
+                    ),
+                    "max_rss_mb": round(status.max_rss_mb, 1),
                 }
             ),
             flush=True,

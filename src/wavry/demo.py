@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -173,7 +174,14 @@ def _run_client(
             ticker.cancel()
 
     install_uvloop()
-    return asyncio.run(main()), barcode
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    wall0 = time.monotonic()
+    report = asyncio.run(main())
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
+    report.stats["cpu_pct_of_core"] = round(100 * cpu / max(time.monotonic() - wall0, 1e-9), 1)
+    report.stats["max_rss_mb"] = round(usage1.ru_maxrss / 1024, 1)
+    return report, barcode
 
 
 def _last_json_line(text: str) -> dict[str, Any]:
@@ -217,6 +225,10 @@ def _summary(
         "seconds": opts.seconds,
         "impair": opts.impair,
         "srtt_ms": stats.get("srtt_ms"),
+        "host_cpu_pct_of_core": host.get("cpu_pct_of_core"),
+        "host_max_rss_mb": host.get("max_rss_mb"),
+        "client_cpu_pct_of_core": stats.get("cpu_pct_of_core"),
+        "client_max_rss_mb": stats.get("max_rss_mb"),
     }
 
 
@@ -228,6 +240,9 @@ def format_summary(s: dict[str, Any]) -> str:
         f"({s['fps']} fps), {s['frames_lost']} lost",
         f"  bitrate {s['bitrate_kbps']} kbit/s, packet loss {s['loss_pct']}%, "
         f"FEC recovered {s['fec_recovered']}, keyframe requests {s['keyframe_requests']}",
+        f"  CPU (% of one core): host {s['host_cpu_pct_of_core']}, client "
+        f"{s['client_cpu_pct_of_core']}; peak RSS: host {s['host_max_rss_mb']} MB, client "
+        f"{s['client_max_rss_mb']} MB",
         f"  barcode check: {s['barcode']['verified']} pictures verified, "
         f"{s['barcode']['mismatched']} mismatched, {s['barcode']['unreadable']} unreadable",
         "  latency (ms)        p50      p95      p99",

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import socket
+import time
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +52,10 @@ class HostStatus:
     inputs_injected: int = 0
     input_errors: int = 0
     refused: list[str] = field(default_factory=list)
+    #: CPU seconds (all threads) and wall seconds while a session streamed; peak RSS
+    stream_cpu_s: float = 0.0
+    stream_wall_s: float = 0.0
+    max_rss_mb: float = 0.0
 
 
 class HostService:
@@ -79,6 +85,7 @@ class HostService:
         self._pipeline: MediaPipeline | None = None
         self._session_alias: int | None = None
         self._stop = asyncio.Event()
+        self._stream_started: tuple[float, float] | None = None
 
     # -- factories ------------------------------------------------------------------------
     def _default_capture(self, params: SessionParams) -> CaptureBackend:
@@ -286,6 +293,7 @@ class HostService:
         )
         self._pipeline.start()
         self._ensure_injector()
+        self._stream_started = (time.monotonic(), _cpu_seconds())
 
     def _send_frame(self, alias: int, out: EncodedOutput) -> None:
         endpoint = self._endpoint
@@ -323,6 +331,12 @@ class HostService:
         if self._pipeline is not None:
             self._pipeline.stop()
             self._pipeline = None
+        if self._stream_started is not None:
+            wall0, cpu0 = self._stream_started
+            self.status.stream_wall_s += time.monotonic() - wall0
+            self.status.stream_cpu_s += _cpu_seconds() - cpu0
+            self._stream_started = None
+        self.status.max_rss_mb = _max_rss_mb()
         self._session_alias = None
 
     def _check_pipeline(self) -> None:
@@ -357,6 +371,15 @@ class HostService:
             self.status.inputs_injected += 1
         except InputDecodeError:
             self.status.input_errors += 1
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _max_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _without_input(settings: HostSettings) -> HostSettings:

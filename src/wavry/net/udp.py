@@ -102,7 +102,8 @@ class UdpDriver(asyncio.DatagramProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._impairment = impairment
-        self._activity = asyncio.Event()
+        self._activity_pending = False
+        self._waiter: asyncio.Future[bool] | None = None
         self._on_activity = on_activity
         self.closed = asyncio.Event()
         self.datagrams_in = 0
@@ -120,6 +121,7 @@ class UdpDriver(asyncio.DatagramProtocol):
         host, port = str(addr[0]), int(addr[1])
         self.core.receive_datagram(data, (host, port), self._loop.time())
         self.flush()
+        self._wake()
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors (port unreachable...) are routine for UDP; the core's timers decide.
@@ -133,7 +135,10 @@ class UdpDriver(asyncio.DatagramProtocol):
 
     # driving ----------------------------------------------------------------------------
     def flush(self) -> None:
-        """Send what the core has queued, re-arm the timer, wake event readers."""
+        """Send what the core has queued and re-arm the timer.
+
+        It does not wake event readers: only a received datagram or a timer can create
+        events, and waking on our own sends would make the reader spin."""
         transport = self._transport
         if transport is None or transport.is_closing():
             return
@@ -146,7 +151,6 @@ class UdpDriver(asyncio.DatagramProtocol):
                 for at in self._impairment.transmit(len(data), now):
                     self._loop.call_at(at, self._send, data, addr)
         self._arm()
-        self._wake()
 
     def _send(self, data: bytes, addr: Address) -> None:
         transport = self._transport
@@ -173,20 +177,37 @@ class UdpDriver(asyncio.DatagramProtocol):
         self._timer_at = None
         self.core.handle_timer(self._loop.time())
         self.flush()
+        self._wake()
 
     def _wake(self) -> None:
-        self._activity.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
+        else:
+            self._activity_pending = True
         if self._on_activity is not None:
             self._on_activity()
 
     async def wait_activity(self, timeout: float | None = None) -> bool:
-        """Wait until the core may have new events. Returns False on timeout."""
+        """Wait until the core may have new events. Returns False on timeout.
+
+        Called once per received datagram batch, so it avoids ``asyncio.wait_for`` (a task
+        per call): one future and one timer handle.
+        """
+        if self._activity_pending:
+            self._activity_pending = False
+            return True
+        waiter: asyncio.Future[bool] = self._loop.create_future()
+        self._waiter = waiter
+        timer = None
+        if timeout is not None:
+            timer = self._loop.call_later(timeout, _resolve, waiter, False)
         try:
-            await asyncio.wait_for(self._activity.wait(), timeout)
-        except TimeoutError:
-            return False
-        self._activity.clear()
-        return True
+            return await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
     @property
     def local_address(self) -> Address:
@@ -198,6 +219,11 @@ class UdpDriver(asyncio.DatagramProtocol):
         if self._transport is not None:
             self.flush()
             self._transport.close()
+
+
+def _resolve(waiter: asyncio.Future[bool], value: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(value)
 
 
 async def open_udp_driver(
