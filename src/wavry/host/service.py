@@ -12,8 +12,8 @@ import contextlib
 import logging
 import resource
 import socket
-import time
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
