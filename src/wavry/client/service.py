@@ -21,7 +21,7 @@ from wavry.input.events import to_proto
 from wavry.media.decoder import VideoDecoder
 from wavry.media.frames import DecodedFrame
 from wavry.net.impairment import ImpairmentLink
-from wavry.net.udp import DSCP_EF, UdpDriver, open_udp_driver
+from wavry.net.udp import DSCP_EF, UdpDriver, impairment_from_spec, open_udp_driver
 from wavry.rift import events as ev
 from wavry.rift.config import RiftConfig
 from wavry.rift.connection import Connection, ConnectionState
@@ -144,7 +144,12 @@ class ClientService:
         bind_host = "::" if ":" in s.host else "0.0.0.0"
         if s.host in ("127.0.0.1", "localhost", "::1"):
             bind_host = "::1" if s.host == "::1" else "127.0.0.1"
-        self._driver = await open_udp_driver(lambda: conn, local_addr=(bind_host, 0), tos=DSCP_EF)
+        self._driver = await open_udp_driver(
+            lambda: conn,
+            local_addr=(bind_host, 0),
+            tos=DSCP_EF,
+            impairment=self._impairment or impairment_from_spec(s.impair),
+        )
         self.report.connected_at = loop.time()
         decode_thread = threading.Thread(target=self._decode_loop, name="wavry-decode", daemon=True)
         decode_thread.start()
@@ -370,4 +375,7 @@ def _stats_dict(conn: Connection) -> dict[str, Any]:
         "fec_recovered": s.fec_recovered,
         "frames_lost": s.frames_lost,
         "drops": s.drops,
+        "packets_lost_before_fec": s.packets_lost_before_fec,
+        "packets_expected": s.packets_expected,
+        "keyframe_requests": s.keyframe_requests,
     }
