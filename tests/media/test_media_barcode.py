@@ -84,9 +84,14 @@ def test_value_ranges_are_checked(index: int, ts: int) -> None:
         BarcodeValue(frame_index=index, timestamp_us=ts)
 
 
-def test_timestamp_is_monotonic_microseconds_truncated_to_48_bits() -> None:
+def test_timestamp_is_monotonic_microseconds_in_48_bits() -> None:
     assert timestamp_us(1.5) == 1_500_000
     assert timestamp_us(2**48 / 1e6 + 1.0) == 1_000_000
+
+
+@given(st.integers(0, 2**48 - 1))
+def test_timestamp_survives_a_trip_through_float_seconds(n: int) -> None:
+    assert timestamp_us(n / 1e6) == n
 
 
 @pytest.mark.parametrize("pattern", ["game", "desktop"])

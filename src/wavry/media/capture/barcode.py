@@ -105,5 +105,11 @@ def decode_barcode(y_plane: npt.NDArray[np.uint8]) -> BarcodeValue | None:
 
 
 def timestamp_us(monotonic_s: float) -> int:
-    """The 48-bit microsecond timestamp the barcode carries for a ``time.monotonic()`` value."""
-    return int(monotonic_s * 1_000_000) & _TS_MASK
+    """The 48-bit microsecond timestamp the barcode carries for a ``time.monotonic()`` value.
+
+    Rounded, not truncated, so it survives a trip through float seconds: for an integer ``n``,
+    ``timestamp_us(n / 1e6) == n`` (``int(n / 1e6 * 1e6)`` is ``n - 1`` for about a quarter
+    of today's values). Whoever puts a capture time on the wire should use this same function, so the wire
+    timestamp and the barcode agree exactly.
+    """
+    return round(monotonic_s * 1_000_000) & _TS_MASK

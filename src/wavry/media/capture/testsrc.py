@@ -261,7 +261,11 @@ class TestSource(CaptureBackend):
     def grab(self) -> RawFrame:
         w, h = self._require_open()
         assert self._content is not None
-        start = time.monotonic()
+        now = time.monotonic()
+        # Snap to a quarter past a whole microsecond: whether a consumer truncates or rounds
+        # capture_time * 1e6 (even after a trip through float seconds), it gets the barcode's
+        # timestamp. Moves the time by under a microsecond.
+        start = (math.floor(now * 1_000_000) + 0.25) / 1_000_000
         index = self._index
         self._index += 1
         # A fresh buffer per frame: earlier frames may still sit in the encoder's queue. After
@@ -278,7 +282,7 @@ class TestSource(CaptureBackend):
             image=image,
             frame_index=index,
             capture_time=start,
-            capture_duration=time.monotonic() - start,
+            capture_duration=time.monotonic() - now,
         )
 
     def close(self) -> None:
