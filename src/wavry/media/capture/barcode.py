@@ -109,7 +109,7 @@ def timestamp_us(monotonic_s: float) -> int:
 
     Rounded, not truncated, so it survives a trip through float seconds: for an integer ``n``,
     ``timestamp_us(n / 1e6) == n`` (``int(n / 1e6 * 1e6)`` is ``n - 1`` for about a quarter
-    of today's values). Whoever puts a capture time on the wire should use this same function, so the wire
-    timestamp and the barcode agree exactly.
+    of today's values). Whoever puts a capture time on the wire should use this function, so
+    the wire timestamp and the barcode agree exactly.
     """
     return round(monotonic_s * 1_000_000) & _TS_MASK
