@@ -46,7 +46,7 @@ def test_burst_of_30_percent_loss_for_200ms_recovers_within_500ms() -> None:
         if 1.0 <= r.frame_send_times[f] < burst_start
     ]
     normal = statistics.quantiles(baseline, n=100)[98]  # p99 before the burst
-    late = {fid for fid, t in r.received if (t - r.frame_send_times[fid]) * 1000 > normal + 5}
+    late = {fid for fid, t in r.received if (t - r.frame_send_times[fid]) * 1000 > normal + 10}
     troubled = [r.frame_send_times[f] for f in set(r.lost) | late if f in r.frame_send_times]
     troubled += [r.frame_send_times[f] for f in r.frame_send_times if f not in r.received_ids]
     last_trouble = max(t for t in troubled if t >= burst_start - 0.2)

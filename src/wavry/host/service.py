@@ -22,6 +22,7 @@ from wavry.host.pipeline import EncodedOutput, MediaPipeline
 from wavry.host.settings import HostSettings
 from wavry.input.events import InputDecodeError, from_proto
 from wavry.input.inject.base import InjectorUnavailable, InputInjector, open_injector
+from wavry.media.capture.barcode import timestamp_us as capture_timestamp_us
 from wavry.media.capture.base import CaptureBackend, open_capture
 from wavry.media.encoder import VideoEncoder, create_encoder
 from wavry.media.probe import offered_codecs
@@ -307,7 +308,8 @@ class HostService:
         conn.send_video_frame(
             f.data,
             keyframe=f.keyframe,
-            timestamp_us=int(f.capture_time * 1_000_000),
+            # The same rounding as the barcode in the pixels, so the two can be compared.
+            timestamp_us=capture_timestamp_us(f.capture_time),
             capture_us=min(int(out.capture_duration * 1_000_000), 2**32 - 1),
             encode_us=min(int(f.encode_duration * 1_000_000), 2**32 - 1),
             now=loop.time(),

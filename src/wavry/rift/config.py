@@ -49,8 +49,11 @@ class RiftConfig:
     #: Initial FEC ratio (parity/data) before DELTA adapts it.
     fec_ratio: float = 0.1
     nack_enabled: bool = True
-    #: Media is paced at pacing_gain x target bitrate (spreads a frame over < 1 frame time).
+    #: Media is paced at pacing_gain x target bitrate (spreads a frame over < 1 frame time),
+    #: after a burst of up to pacing_burst_bytes (a typical P-frame leaves at once: pacing
+    #: it would add its whole spread to the latency of that frame).
     pacing_gain: float = 1.5
+    pacing_burst_bytes: int = 16 * 1300
     #: Sender history for retransmissions (packets) and how long an entry stays useful.
     retransmit_history: int = 2048
     retransmit_max_age: float = 1.0

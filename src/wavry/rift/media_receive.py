@@ -73,7 +73,11 @@ class MediaReceiver:
         for item in self.reassembler.poll(now):
             if isinstance(item, CompleteFrame):
                 self.last_complete_frame_id = item.frame_id
-                self.jitter.push(item, now, timestamp=item.timestamp_us / 1e6)
+                # Smooth network jitter only: time the frame from when its encoding finished
+                # (capture start + capture + encode durations), not from capture, so encode-time
+                # variation (keyframes) is presented as soon as it arrives, not buffered.
+                sent = (item.timestamp_us + item.capture_us + item.encode_us) / 1e6
+                self.jitter.push(item, now, timestamp=sent)
             else:
                 lost.append(item)
                 for _ in range(min(item.frames, 1000)):

@@ -58,7 +58,9 @@ class MediaSender:
         self._control: deque[_Item] = deque()
         self._input: deque[_Item] = deque()
         self._media: deque[_Item] = deque()
-        self._pacer = Pacer(rate_bps=bitrate_kbps * 1000 * config.pacing_gain)
+        self._pacer = Pacer(
+            rate_bps=bitrate_kbps * 1000 * config.pacing_gain, burst_bytes=config.pacing_burst_bytes
+        )
         self._history = RetransmitHistory(
             capacity=config.retransmit_history, max_age=config.retransmit_max_age
         )
