@@ -121,6 +121,21 @@ def _cmd_demo(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_stream(ns: argparse.Namespace) -> int:
+    from wavry.bench.stream_bench import format_stream_bench, run_stream_bench
+
+    width, height = (int(x) for x in ns.resolution.lower().split("x"))
+
+    def progress(msg: str) -> None:
+        print(f"  … {msg}", file=sys.stderr, flush=True)
+
+    result = run_stream_bench(
+        seconds=ns.seconds, width=width, height=height, fps=ns.fps, progress=progress
+    )
+    print(json.dumps(result, sort_keys=True) if ns.json else format_stream_bench(result))
+    return 0
+
+
 def _cmd_doctor(_: argparse.Namespace) -> int:
     from wavry.doctor import run_doctor
 
@@ -177,6 +192,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--seed", type=int, default=1, help="seed of the simulations (default 1)")
     b.set_defaults(func=_cmd_bench)
+    b = bench_sub.add_parser(
+        "stream",
+        help="wavry demo vs plain FFmpeg pipelines, same content, same run",
+        description="Run `wavry demo` and two plain FFmpeg pipelines (libx264 -> MPEG-TS/UDP "
+        "on loopback -> low-delay decode; FFmpeg defaults and tuned) on the same barcoded "
+        "content, and report capture->decoded latency and the ratios.",
+    )
+    b.add_argument("--seconds", type=float, default=10.0)
+    b.add_argument("--resolution", default="1280x720")
+    b.add_argument("--fps", type=int, default=60)
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=_cmd_bench_stream)
 
     p = sub.add_parser("doctor", help="check this machine for what Wavry needs")
     p.set_defaults(func=_cmd_doctor)
