@@ -212,6 +212,7 @@ def add_connect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--relative-mouse", action="store_true", help="pointer-lock mode for games")
     p.add_argument("--seconds", type=float, default=None, help="disconnect after N seconds")
     p.add_argument("--max-bitrate", type=int, default=0, help="cap the host's bitrate (kbit/s)")
+    p.add_argument("--monitor", type=int, default=None, help="show this monitor of the host")
     p.add_argument(
         "--accept-new-host",
         action="store_true",
@@ -280,6 +281,7 @@ def _run_connect(ns: argparse.Namespace) -> int:
         fullscreen=ns.fullscreen,
         relative_mouse=ns.relative_mouse,
         max_bitrate_kbps=ns.max_bitrate,
+        monitor=ns.monitor,
         same_clock=host in ("127.0.0.1", "localhost", "::1"),
         run_for=ns.seconds,
         impair=ns.impair,

@@ -19,7 +19,7 @@ from tests.host.conftest import Session, run_session
 from wavry.client.service import FrameTiming
 from wavry.client.settings import ClientSettings
 from wavry.host.settings import HostSettings
-from wavry.input.events import KeyEvent, MouseButton, MouseMove
+from wavry.input.events import KeyEvent, MouseButton, MouseMove, Scroll
 from wavry.input.keymap import HID_BY_NAME
 from wavry.media.capture.barcode import decode_barcode, timestamp_us
 from wavry.media.frames import DecodedFrame
@@ -52,6 +52,8 @@ async def test_test_source_streams_verified_pictures() -> None:
     assert report.frames_presented >= 100
     assert log.verified == report.frames_presented  # the barcode in every picture matched
     assert host.status.frames_sent >= report.frames_presented
+    # The host told the client what it can capture.
+    assert report.monitors and report.monitors[0]["width"] > 0
     ids = [t.frame_id for t in log.timings]
     assert ids == sorted(ids)
     assert report.latency.summary()["total"].count == report.frames_presented
@@ -236,6 +238,7 @@ async def test_client_input_reaches_an_x11_window_on_the_host(xvfb_display: str)
             MouseButton(1, False),
             KeyEvent(HID_BY_NAME["A"], True),
             KeyEvent(HID_BY_NAME["A"], False),
+            Scroll(0.0, 1.0),
         ):
             sent.append(session.client.send_input(event))
             await asyncio.sleep(0.02)
@@ -243,17 +246,35 @@ async def test_client_input_reaches_an_x11_window_on_the_host(xvfb_display: str)
     settings = HostSettings(capture="testsrc", input_backend="xtest")
     await run_session(seconds=2.5, host_settings=settings, during=drive)
     events = receiver.events()
-    assert sent == [True] * 5
+    assert sent == [True] * 6
     keysym_a = receiver.d.keycode_to_keysym(receiver.d.keysym_to_keycode(ord("a")), 0)
     assert ("motion", 320, 360) in events
     assert ("button", True, 1) in events and ("button", False, 1) in events
     assert ("key", True, keysym_a) in events and ("key", False, keysym_a) in events
     keys = [e for e in events if e[0] in ("key", "button")]
     assert keys == [
-        ("button", True, 1), ("button", False, 1), ("key", True, keysym_a), ("key", False, keysym_a)
+        ("button", True, 1), ("button", False, 1), ("key", True, keysym_a), ("key", False, keysym_a),
+        ("button", True, 4), ("button", False, 4),  # one notch up = X button 4
     ]  # fmt: skip
 
 
 def test_client_settings_defaults_offer_all_codecs() -> None:
     settings = ClientSettings(host="127.0.0.1", port=1)
     assert len(settings.codecs) == 3
+
+
+async def test_client_can_pick_a_monitor_and_ask_for_skips() -> None:
+    seen: list[list[str]] = []
+
+    async def ask(session: Session) -> None:
+        while session.client.report.established_at is None:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        seen.append(session.client.overlay_lines())
+
+    settings = ClientSettings(host="127.0.0.1", port=1, headless=True, monitor=0)
+    host, report = await run_session(seconds=2.0, client_settings=settings, during=ask)
+    assert report.frames_presented > 30
+    assert (
+        seen and any("fps" in line for line in seen[0]) and any("rtt" in line for line in seen[0])
+    )

@@ -67,6 +67,8 @@ class ClientReport:
     rejected: str | None = None
     latency: LatencyRecorder = field(default_factory=LatencyRecorder)
     host_wavry_id: str | None = None
+    monitors: list[dict[str, Any]] = field(default_factory=list)
+    skip_requests: int = 0
     params: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -100,6 +102,8 @@ class ClientService:
         self._trusted = expected_host_id is not None
         self._same_clock = settings.same_clock
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_skip_request = -1.0
+        self._overlay_window: list[tuple[float, int, int]] = []
 
     def stop(self) -> None:
         self._stop.set()
@@ -191,6 +195,8 @@ class ClientService:
                 self._on_video(event)
             elif isinstance(event, ev.FrameLost):
                 self.report.frames_lost += 1
+            elif isinstance(event, ev.ControlReceived):
+                self._on_control(event.message, now)
             elif isinstance(event, ev.HandshakeCompleted):
                 self._on_handshake(event, now)
             elif isinstance(event, ev.SessionEstablished):
@@ -221,6 +227,16 @@ class ClientService:
         if self._driver is not None:
             self._driver.flush()
 
+    def _on_control(self, control: rift_pb2.ControlMessage, now: float) -> None:
+        if control.WhichOneof("content") == "monitor_list":
+            self.report.monitors = [
+                {"id": m.id, "name": m.name, "width": m.width, "height": m.height}
+                for m in control.monitor_list.monitors
+            ]
+            names = ", ".join(f"{m['id']}: {m['name']} {m['width']}x{m['height']}"
+                              for m in self.report.monitors)  # fmt: skip
+            log.info("host monitors: %s", names or "none reported")
+
     def _on_handshake(self, event: ev.HandshakeCompleted, now: float) -> None:
         self.report.host_wavry_id = event.peer_wavry_id
         if self._trusted:
@@ -236,6 +252,18 @@ class ClientService:
         self.report.bytes_received += len(event.data)
         if self.report.first_frame_at is None:
             self.report.first_frame_at = event.released_at
+        backlog = self._decode_q.qsize()
+        conn = self._conn
+        now = asyncio.get_running_loop().time()
+        if backlog >= 2 and conn is not None and now - self._last_skip_request > 0.2:
+            # Falling behind: ask the host to drop a frame or two rather than queue them.
+            self._last_skip_request = now
+            self.report.skip_requests += 1
+            control = rift_pb2.ControlMessage(
+                encoder_control=rift_pb2.EncoderControl(skip_frames=min(backlog, 4))
+            )
+            if conn.state is ConnectionState.ESTABLISHED:
+                conn.send_control(control, now)
         try:
             self._decode_q.put_nowait(event)
         except queue.Full:
@@ -326,6 +354,35 @@ class ClientService:
         if self._on_frame is not None:
             self._on_frame(picture, timing)
 
+    def overlay_lines(self) -> list[str]:
+        """What the stats overlay shows (fps, bitrate, RTT, loss, FEC, per-stage latency)."""
+        r = self.report
+        conn = self._conn
+        stats = conn.stats() if conn is not None else None
+        now = time.monotonic()
+        window = self._overlay_window
+        window.append((now, r.frames_presented, r.bytes_received))
+        while len(window) > 2 and now - window[0][0] > 2.0:
+            window.pop(0)
+        t0, f0, b0 = window[0]
+        span = max(now - t0, 1e-3)
+        p = r.params
+        fps = (r.frames_presented - f0) / span
+        mbps = (r.bytes_received - b0) * 8 / span / 1e6
+        lines = [
+            f"{p.get('codec', '?')} {p.get('width', '?')}x{p.get('height', '?')}",
+            f"fps {fps:5.1f}   {mbps:5.2f} Mbit/s",
+        ]
+        if stats is not None:
+            loss = 100 * stats.packets_lost_before_fec / max(stats.packets_expected, 1)
+            rtt = stats.srtt_ms or 0.0
+            lines.append(f"rtt {rtt:5.1f} ms   loss {loss:4.1f}%   fec {stats.fec_recovered}")
+        summary = r.latency.summary()
+        for stage in ("network", "decode", "present", "total"):
+            if summary[stage].count:
+                lines.append(_fmt_stage(stage, summary[stage]))
+        return lines
+
     # -- window and input -----------------------------------------------------------------
     def _open_window(self) -> None:
         assert self._window_factory is not None
@@ -338,7 +395,11 @@ class ClientService:
         conn = self._conn
         assert conn is not None
         loop = asyncio.get_running_loop()
+        next_overlay = 0.0
         while True:
+            if loop.time() >= next_overlay:
+                next_overlay = loop.time() + 0.5
+                self._window.set_overlay_lines(self.overlay_lines())
             sent = False
             for event in self._window.poll_events():
                 if isinstance(event, WindowClosed):
@@ -351,6 +412,10 @@ class ClientService:
             if sent and self._driver is not None:
                 self._driver.flush()  # input goes out now, not at the next timer
             await asyncio.sleep(0.002)
+
+
+def _fmt_stage(name: str, p: Any) -> str:
+    return f"{name:<8} p50 {p.p50:6.1f}  p95 {p.p95:6.1f} ms"
 
 
 def _wire_event(event: object) -> Any:

@@ -29,5 +29,7 @@ class ClientSettings:
     #: host and client read the same monotonic clock (same machine): per-stage latency is exact
     same_clock: bool = False
     run_for: float | None = None
+    #: monitor of the host to show (None: the host's default)
+    monitor: int | None = None
     #: impairment spec for outgoing packets (tests, demo), see wavry.net.impairment
     impair: str | None = None

@@ -38,6 +38,7 @@ class PipelineStats:
     dropped_before_encode: int = 0
     skipped_unchanged: int = 0
     capture_errors: int = 0
+    skipped_on_request: int = 0
 
 
 class _Slot:
@@ -91,6 +92,7 @@ class MediaPipeline:
         self._pending_bitrate: int | None = None
         self._pending_fps: int | None = None
         self._keyframe_requested = True  # the first frame is always a keyframe
+        self._skip = 0  # frames the client asked us to drop (it is behind)
         self._threads: list[threading.Thread] = []
         self.stats = PipelineStats()
         self.error: BaseException | None = None
@@ -111,6 +113,8 @@ class MediaPipeline:
         for thread in self._threads:
             thread.join(timeout=2.0)
         self._threads.clear()
+        self._capture.close()
+        self._encoder.close()
 
     # Requests from the event loop ------------------------------------------------------
     def request_keyframe(self) -> None:
@@ -124,6 +128,11 @@ class MediaPipeline:
     def set_fps(self, fps: int) -> None:
         with self._lock:
             self._pending_fps = fps
+
+    def skip_frames(self, count: int) -> None:
+        """Drop the next ``count`` captured frames (capped at 4): the client is behind."""
+        with self._lock:
+            self._skip = min(4, self._skip + max(0, count))
 
     # Threads ----------------------------------------------------------------------------
     def _capture_loop(self) -> None:
@@ -166,6 +175,10 @@ class MediaPipeline:
             if raw is None:
                 return
             with self._lock:
+                if self._skip > 0:
+                    self._skip -= 1
+                    self.stats.skipped_on_request += 1
+                    continue
                 force = self._keyframe_requested
                 self._keyframe_requested = False
                 bitrate, self._pending_bitrate = self._pending_bitrate, None
@@ -193,6 +206,10 @@ class MediaPipeline:
                 last_keyframe = raw.capture_time
             self.stats.encoded += 1
             self._on_output(EncodedOutput(encoded, raw.capture_duration))
+
+    @property
+    def capture(self) -> CaptureBackend:
+        return self._capture
 
     def _encoder_fps(self) -> int:
         return self._fps

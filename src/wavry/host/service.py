@@ -87,6 +87,7 @@ class HostService:
         self._session_alias: int | None = None
         self._stop = asyncio.Event()
         self._stream_started: tuple[float, float] | None = None
+        self._monitor: int | None = settings.monitor
 
     # -- factories ------------------------------------------------------------------------
     def _default_capture(self, params: SessionParams) -> CaptureBackend:
@@ -97,7 +98,7 @@ class HostService:
             width=params.width,
             height=params.height,
             fps=params.fps,
-            monitor=s.monitor,
+            monitor=self._monitor,
             **options,
         )
 
@@ -233,8 +234,27 @@ class HostService:
             if self._pipeline is not None and alias == self._session_alias:
                 self._pipeline.set_bitrate(conn.encoder_bitrate_kbps)
                 self._pipeline.set_fps(event.fps)
+        elif isinstance(event, ev.ControlReceived) and conn is not None:
+            self._on_control(alias, conn, event.message)
         elif isinstance(event, ev.ConnectionClosed):
             self._end_session(alias, event)
+
+    def _on_control(self, alias: int, conn: Connection, control: rift_pb2.ControlMessage) -> None:
+        kind = control.WhichOneof("content")
+        if alias != self._session_alias or self._pipeline is None:
+            return
+        if kind == "encoder_control":
+            self._pipeline.skip_frames(control.encoder_control.skip_frames)
+        elif kind == "select_monitor":
+            monitor = control.select_monitor.monitor_id
+            known = {m.id for m in self._pipeline.capture.monitors()}
+            if monitor not in known:
+                log.info("client asked for unknown monitor %d (have %s)", monitor, sorted(known))
+                return
+            if monitor != self._monitor and conn.params is not None:
+                log.info("client selected monitor %d", monitor)
+                self._monitor = monitor
+                self._start_pipeline(alias, conn.params)
 
     def _approve(self, conn: Connection, wavry_id: str, now: float) -> None:
         ask = self._ask_approval
@@ -275,9 +295,22 @@ class HostService:
             p.bitrate_kbps,
             p.keyframe_interval_ms,
         )
+        self.status.sessions_started += 1
+        self._monitor = self.settings.monitor
+        self._start_pipeline(alias, p)
+        self._ensure_injector()
+        pipeline = self._pipeline
+        if pipeline is not None:
+            monitors = [
+                rift_pb2.MonitorInfo(id=m.id, name=m.name, width=m.width, height=m.height)
+                for m in pipeline.capture.monitors()[:16]
+            ]
+            listing = rift_pb2.MonitorList(monitors=monitors)
+            conn.send_control(rift_pb2.ControlMessage(monitor_list=listing), conn_now())
+
+    def _start_pipeline(self, alias: int, p: SessionParams) -> None:
         self._stop_pipeline()
         self._session_alias = alias
-        self.status.sessions_started += 1
         loop = asyncio.get_running_loop()
 
         def deliver(out: EncodedOutput) -> None:
@@ -293,7 +326,6 @@ class HostService:
             keyframe_interval=p.keyframe_interval_ms / 1000 if p.keyframe_interval_ms else None,
         )
         self._pipeline.start()
-        self._ensure_injector()
         self._stream_started = (time.monotonic(), _cpu_seconds())
 
     def _send_frame(self, alias: int, out: EncodedOutput) -> None:
@@ -373,6 +405,10 @@ class HostService:
             self.status.inputs_injected += 1
         except InputDecodeError:
             self.status.input_errors += 1
+
+
+def conn_now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def _cpu_seconds() -> float:
