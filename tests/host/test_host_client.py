@@ -253,7 +253,8 @@ async def test_client_input_reaches_an_x11_window_on_the_host(xvfb_display: str)
     assert ("key", True, keysym_a) in events and ("key", False, keysym_a) in events
     keys = [e for e in events if e[0] in ("key", "button")]
     assert keys == [
-        ("button", True, 1), ("button", False, 1), ("key", True, keysym_a), ("key", False, keysym_a),
+        ("button", True, 1), ("button", False, 1),
+        ("key", True, keysym_a), ("key", False, keysym_a),
         ("button", True, 4), ("button", False, 4),  # one notch up = X button 4
     ]  # fmt: skip
 
@@ -275,6 +276,7 @@ async def test_client_can_pick_a_monitor_and_ask_for_skips() -> None:
     settings = ClientSettings(host="127.0.0.1", port=1, headless=True, monitor=0)
     host, report = await run_session(seconds=2.0, client_settings=settings, during=ask)
     assert report.frames_presented > 30
+    assert seen
     assert (
-        seen and any("fps" in line for line in seen[0]) and any("rtt" in line for line in seen[0])
+        any("fps" in line for line in seen[0]) and any("rtt" in line for line in seen[0])
     )
