@@ -168,8 +168,13 @@ def _run_host(ns: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, service.stop)  # stop cleanly: say goodbye to clients
         return await service.run()
 
+    from wavry.media.encoder import EncoderUnavailable
+
     try:
         status = asyncio.run(main())
+    except EncoderUnavailable as exc:
+        print(f"wavry host: {exc}; H.264 always works: --codec h264", file=sys.stderr)
+        return 1
     except BindPolicyError as exc:
         print(f"wavry host: {exc}", file=sys.stderr)
         return 1

@@ -129,6 +129,9 @@ def run_demo(opts: DemoOptions, progress: Progress | None = None) -> dict[str, A
                 out, err = host.communicate()
     host_status = _last_json_line(out)
     if report.established_at is None:
+        host_said = [line for line in err.strip().splitlines() if line.startswith("wavry host:")]
+        if host_said:
+            raise RuntimeError(f"the demo host could not start: {host_said[-1]}")
         raise RuntimeError(
             "the demo client could not connect to its host: "
             f"{report.close_reason or 'no answer'}; host log:\n{err[-2000:]}"
