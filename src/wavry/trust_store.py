@@ -7,11 +7,15 @@ error that names the line (never silently ignored: a half-read allow-list would 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from wavry.rift.trust import AllowList, KnownHosts, TrustFileError
 
 __all__ = ["load_allow_list", "load_known_hosts", "save_allow_list", "save_known_hosts"]
+
+T = TypeVar("T")
 
 
 def _read(path: Path) -> str | None:
@@ -33,14 +37,18 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def load_allow_list(path: Path) -> AllowList:
+def _load(path: Path, parse: Callable[[str], T], empty: Callable[[], T]) -> T:
     text = _read(path)
     if text is None:
-        return AllowList()
+        return empty()
     try:
-        return AllowList.parse(text)
+        return parse(text)
     except TrustFileError as exc:
         raise TrustFileError(f"{path}: {exc}", exc.line) from None
+
+
+def load_allow_list(path: Path) -> AllowList:
+    return _load(path, AllowList.parse, AllowList)
 
 
 def save_allow_list(path: Path, allow: AllowList) -> None:
@@ -49,13 +57,7 @@ def save_allow_list(path: Path, allow: AllowList) -> None:
 
 
 def load_known_hosts(path: Path) -> KnownHosts:
-    text = _read(path)
-    if text is None:
-        return KnownHosts()
-    try:
-        return KnownHosts.parse(text)
-    except TrustFileError as exc:
-        raise TrustFileError(f"{path}: {exc}", exc.line) from None
+    return _load(path, KnownHosts.parse, KnownHosts)
 
 
 def save_known_hosts(path: Path, known: KnownHosts) -> None:
