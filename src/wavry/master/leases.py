@@ -1,0 +1,183 @@
+"""Relay sessions and their leases: one lease per peer, each with the role THAT peer presents.
+
+The original gave the requester ``role="server"`` and the target ``"client"`` while the native
+client always presents as client, so the requester's lease failed the relay's role check. Here the
+requester says which role it will present (``client`` by default: the side that connects) and the
+target gets the other one. Each peer fetches only its own lease, authenticated as itself: the
+requester in the response to ``POST /v1/sessions``, the target from
+``POST /v1/sessions/{id}/lease`` — a lease never travels through the other peer.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wavry.master.keys import MasterKeys
+from wavry.master.registry import Registry
+from wavry.master.selection import RelaySnapshot, SelectionConfig, candidates, pick
+from wavry.relay.lease import LeaseClaims, sign_lease
+from wavry.storage.models import Identity, Relay, RelaySession
+
+__all__ = ["IssuedLease", "LeaseConfig", "LeaseIssuer", "LeaseRefused", "other_role"]
+
+ROLES = ("client", "server")
+#: session rows are kept this long past expiry so peers can still send feedback
+FEEDBACK_WINDOW = 3600.0
+
+
+class LeaseRefused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def other_role(role: str) -> str:
+    return "server" if role == "client" else "client"
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseConfig:
+    ttl: float = 900.0
+    soft_kbps: int = 50_000
+    hard_kbps: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedLease:
+    session_id: str
+    relay_id: str
+    relay_addr: str
+    wavry_id: str
+    role: str
+    token: str
+    key_id: str
+    issued_at: float
+    expires_at: float
+    soft_kbps: int
+    hard_kbps: int
+
+
+def _snapshot(relay: Relay) -> RelaySnapshot:
+    return RelaySnapshot(
+        relay_id=relay.relay_id,
+        state=relay.state,
+        load_pct=relay.load_pct,
+        last_seen=relay.last_seen,
+        success_count=relay.success_count,
+        failure_count=relay.failure_count,
+        feedback_score=relay.feedback_score,
+        region=relay.region,
+        asn=relay.asn,
+    )
+
+
+class LeaseIssuer:
+    def __init__(
+        self,
+        cfg: LeaseConfig,
+        keys: MasterKeys,
+        registry: Registry,
+        selection: SelectionConfig,
+        *,
+        rng: random.Random | None = None,
+        uuid_factory: Callable[[], uuid.UUID] = uuid.uuid4,
+    ) -> None:
+        self.cfg = cfg
+        self.keys = keys
+        self.registry = registry
+        self.selection = selection
+        self._rng = rng or random.Random()
+        self._uuid = uuid_factory
+
+    def _lease(self, row: RelaySession, relay: Relay, wavry_id: str, now: float) -> IssuedLease:
+        role = row.requester_role if wavry_id == row.requester else other_role(row.requester_role)
+        expires = min(row.expires_at, now + self.cfg.ttl)
+        claims = LeaseClaims(
+            sub=wavry_id,
+            sid=row.session_id,
+            role=role,
+            rid=relay.relay_id,
+            iat=now,
+            nbf=now,
+            exp=expires,
+            slimit=self.cfg.soft_kbps,
+            hlimit=self.cfg.hard_kbps,
+        )
+        token = sign_lease(claims, self.keys.seed, self.keys.kid)
+        return IssuedLease(
+            session_id=row.session_id,
+            relay_id=relay.relay_id,
+            relay_addr=relay.endpoints[0],
+            wavry_id=wavry_id,
+            role=role,
+            token=token,
+            key_id=self.keys.kid,
+            issued_at=now,
+            expires_at=expires,
+            soft_kbps=self.cfg.soft_kbps,
+            hard_kbps=self.cfg.hard_kbps,
+        )
+
+    async def open_session(
+        self,
+        session: AsyncSession,
+        *,
+        requester: Identity,
+        target_id: str,
+        requester_role: str,
+        region: str | None,
+        now: float,
+    ) -> IssuedLease:
+        if requester_role not in ROLES:
+            raise LeaseRefused(400, "role must be 'client' or 'server'")
+        if target_id == requester.wavry_id:
+            raise LeaseRefused(400, "a session needs two different Wavry IDs")
+        target = await session.get(Identity, target_id)
+        if target is None:
+            raise LeaseRefused(404, "unknown target Wavry ID")
+        if target.banned:
+            raise LeaseRefused(403, "the target Wavry ID is banned")
+        relays = await self.registry.assignable(session, now)
+        cands = candidates(
+            (_snapshot(r) for r in relays), now=now, region=region, cfg=self.selection
+        )
+        chosen = pick(cands, self._rng)
+        if chosen is None:
+            raise LeaseRefused(503, "no relay available")
+        relay = next(r for r in relays if r.relay_id == chosen.relay.relay_id)
+        await session.execute(
+            delete(RelaySession).where(RelaySession.expires_at <= now - FEEDBACK_WINDOW)
+        )
+        row = RelaySession(
+            session_id=str(self._uuid()),
+            relay_id=relay.relay_id,
+            requester=requester.wavry_id,
+            requester_role=requester_role,
+            target=target_id,
+            created_at=now,
+            expires_at=now + self.cfg.ttl,
+        )
+        session.add(row)
+        await session.flush()
+        return self._lease(row, relay, requester.wavry_id, now)
+
+    async def claim(
+        self, session: AsyncSession, *, session_id: str, caller: Identity, now: float
+    ) -> IssuedLease:
+        """The caller's own lease for a session it is a peer of."""
+        row = await session.get(RelaySession, session_id)
+        if row is None or row.expires_at <= now:
+            raise LeaseRefused(404, "unknown or expired session")
+        if caller.wavry_id not in (row.requester, row.target):
+            raise LeaseRefused(403, "not a peer of this session")
+        relay = await session.get(Relay, row.relay_id)
+        if relay is None or relay.state in ("banned", "quarantined"):
+            raise LeaseRefused(410, "the session's relay is gone; open a new session")
+        return self._lease(row, relay, caller.wavry_id, now)
