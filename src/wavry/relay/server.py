@@ -1,0 +1,560 @@
+"""The relay service: asyncio UDP around ``RelayCore``, health/metrics HTTP, master registration.
+
+Fast path (measured, see docs/relay.md): ``datagram_received`` appends ``(data, addr)`` to a
+bounded list and schedules one drain per event-loop iteration; the drain reads the clocks once and
+runs the whole batch through the core, sending with the transport's ``sendto``. Under uvloop that
+is one C-level socket read per datagram and no Python object per packet beyond the tuple the
+transport hands us. When the list holds ``WAVRY_RELAY_PACKET_QUEUE_CAPACITY`` datagrams, new
+ones are dropped and counted (``backpressure_dropped_packets``): that is the explicit
+backpressure. Outgoing datagrams the kernel cannot take are not buffered without bound either:
+past ``_TX_BUFFER_LIMIT`` bytes in the transport's buffer they are dropped (``tx_dropped_packets``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import httpx
+
+from wavry.bind_policy import check_bind, is_loopback
+from wavry.relay.core import Addr, RelayCore
+from wavry.relay.lease import LeaseVerifier
+from wavry.relay.settings import RelaySettings
+
+__all__ = ["MasterClient", "RelayServer", "install_uvloop"]
+
+log = logging.getLogger(__name__)
+
+_TX_BUFFER_LIMIT = 4 * 1024 * 1024
+_HTTP_TIMEOUT = 5.0
+BACKOFF_START = 1.0
+BACKOFF_MAX = 60.0
+#: consecutive heartbeat failures after which the relay registers again
+HEARTBEAT_FAILURES_BEFORE_REREGISTER = 6
+HEARTBEAT_FLOOR_MS = 500
+
+
+def install_uvloop() -> bool:
+    """Use uvloop's event loop policy when the package is present. Returns True if it is."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
+def _zero() -> int:
+    return 0
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, core: RelayCore, capacity: int) -> None:
+        self.core = core
+        self.capacity = capacity
+        self.queue: list[tuple[bytes, Addr]] = []
+        self.scheduled = False
+        self.paused = False
+        self.tx_dropped = 0
+        self.transport: asyncio.DatagramTransport | None = None
+        self.tx_buffered: Callable[[], int] = _zero
+        self._loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Selector and uvloop transports do not share the DatagramTransport base class.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+        # Selector and uvloop datagram transports both have it; typeshed's base class does not.
+        self.tx_buffered = getattr(transport, "get_write_buffer_size", _zero)
+
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
+        queue = self.queue
+        if len(queue) >= self.capacity:
+            self.core.note_backpressure_drop(len(data))
+            return
+        queue.append((data, addr))
+        if not self.scheduled and not self.paused:
+            self.scheduled = True
+            self._loop.call_soon(self.drain)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (port unreachable from a peer that went away) are normal for a relay.
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("udp error: %s", exc)
+
+    def drain(self) -> None:
+        self.scheduled = False
+        if self.paused or not self.queue:
+            return
+        batch, self.queue = self.queue, []
+        now = time.monotonic()
+        wall = time.time()
+        receive = self.core.receive_datagram
+        transport = self.transport
+        assert transport is not None
+        if self.tx_buffered() > _TX_BUFFER_LIMIT:
+            # The kernel is not taking our sends: process (and count) but do not queue more.
+            for data, addr in batch:
+                if receive(data, addr, now, wall) is not None:
+                    self.tx_dropped += 1
+            return
+        sendto = transport.sendto
+        for data, addr in batch:
+            out = receive(data, addr, now, wall)
+            if out is not None:
+                sendto(*out)
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        if self.queue and not self.scheduled:
+            self.scheduled = True
+            self._loop.call_soon(self.drain)
+
+
+def _format_endpoint(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def advertised_endpoints(settings: RelaySettings, bound: tuple[str, int]) -> list[str]:
+    """Endpoints to announce: configured ones, the bound address, or for a wildcard bind the
+    local address that routes toward the master (no packet is sent). Never 0.0.0.0 or ::."""
+    if settings.advertise.strip():
+        return [p.strip() for p in settings.advertise.split(",") if p.strip()]
+    host, port = bound
+    if host not in ("0.0.0.0", "::", ""):
+        return [_format_endpoint(host, port)]
+    master = httpx.URL(settings.master_url)
+    family = socket.AF_INET6 if host == "::" else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((master.host or "127.0.0.1", master.port or 80))
+            local = probe.getsockname()[0]
+    except OSError:
+        local = ""
+    if local in ("", "0.0.0.0", "::"):
+        raise RuntimeError(
+            "cannot tell which address to advertise for a wildcard bind: set WAVRY_RELAY_ADVERTISE"
+        )
+    return [_format_endpoint(local, port)]
+
+
+class MasterClient:
+    """Registration and heartbeats (reference §5.4, with the original's timing).
+
+    Register with backoff 1 s → 60 s (doubling). Heartbeat every ``heartbeat_interval_ms`` (the
+    master's answer, floor 500 ms). Any failure marks the relay unregistered; a 404 (the master
+    forgot it) or 6 consecutive failures trigger an immediate re-registration with the same id.
+    """
+
+    def __init__(
+        self,
+        settings: RelaySettings,
+        core: RelayCore,
+        endpoints: list[str],
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self.core = core
+        self.endpoints = endpoints
+        self.registered = False
+        self.registrations = 0
+        self.heartbeats_ok = 0
+        self.failures = 0
+        self.pinned_kids: tuple[str, ...] = ()
+        self._sleep = sleep
+        headers = {}
+        if settings.master_token is not None:
+            headers["Authorization"] = f"Bearer {settings.master_token.get_secret_value()}"
+        self._http = httpx.AsyncClient(
+            base_url=settings.master_url.rstrip("/"),
+            headers=headers,
+            timeout=_HTTP_TIMEOUT,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def run(self) -> None:
+        backoff = BACKOFF_START
+        while True:
+            interval = await self._register()
+            if interval is None:
+                await self._sleep(backoff)
+                backoff = min(BACKOFF_MAX, backoff * 2)
+                continue
+            backoff = BACKOFF_START
+            await self._heartbeats(interval)
+
+    async def _register(self) -> float | None:
+        s = self.settings
+        body = {
+            "relay_id": self.core.relay_id,
+            "endpoints": self.endpoints,
+            "region": s.region,
+            "asn": s.asn,
+            "max_sessions": s.max_sessions,
+            "max_bitrate_kbps": s.max_bitrate,
+            "features": ["ipv6" if any(e.startswith("[") for e in self.endpoints) else "ipv4"],
+        }
+        try:
+            resp = await self._http.post("/v1/relays/register", json=body)
+        except httpx.HTTPError as exc:
+            self._fail(f"register: {type(exc).__name__}")
+            return None
+        if resp.status_code != 200:
+            self._fail(f"register: HTTP {resp.status_code}")
+            return None
+        try:
+            doc = resp.json()
+            interval_ms = int(doc.get("heartbeat_interval_ms", 5000))
+            self._learn_keys(doc)
+        except (ValueError, TypeError, AttributeError) as exc:
+            self._fail(f"register: bad answer ({exc})")
+            return None
+        self.registered = True
+        self.registrations += 1
+        self.failures = 0
+        log.info("registered with %s as %s", s.master_url, self.core.relay_id)
+        return max(HEARTBEAT_FLOOR_MS, interval_ms) / 1000.0
+
+    async def _heartbeats(self, interval: float) -> None:
+        failures = 0
+        while True:
+            await self._sleep(interval)
+            body = {"relay_id": self.core.relay_id, "load_pct": self.core.load_pct}
+            try:
+                resp = await self._http.post("/v1/relays/heartbeat", json=body)
+                status = resp.status_code
+            except httpx.HTTPError as exc:
+                status = 0
+                self._fail(f"heartbeat: {type(exc).__name__}")
+            if status == 200:
+                self.registered = True
+                self.heartbeats_ok += 1
+                failures = 0
+                with contextlib.suppress(ValueError, TypeError, AttributeError):
+                    ms = int(resp.json().get("heartbeat_interval_ms", interval * 1000))
+                    interval = max(HEARTBEAT_FLOOR_MS, ms) / 1000.0
+                continue
+            if status:
+                self._fail(f"heartbeat: HTTP {status}")
+            failures += 1
+            if status == 404 or failures >= HEARTBEAT_FAILURES_BEFORE_REREGISTER:
+                return
+
+    def _fail(self, why: str) -> None:
+        if self.registered or self.failures == 0:
+            log.warning("master unreachable or refused (%s); relay is not ready", why)
+        self.registered = False
+        self.failures += 1
+
+    def _learn_keys(self, doc: dict[str, Any]) -> None:
+        """Trust on first use when no key is configured; later answers never change the pin."""
+        offered: dict[str, bytes] = {}
+        for kid, hexkey in (doc.get("trusted_keys") or {}).items():
+            offered[str(kid)] = bytes.fromhex(str(hexkey))
+        if doc.get("master_public_key") and doc.get("master_key_id"):
+            offered[str(doc["master_key_id"])] = bytes.fromhex(str(doc["master_public_key"]))
+        if self.settings.master_public_key is not None:
+            unknown = set(offered) - set(self.settings.trusted_keys)
+            if unknown:
+                log.warning("master offers key ids %s that are not configured", sorted(unknown))
+            return
+        if not self.pinned_kids:
+            if not offered:
+                raise ValueError("the master sent no public key and none is configured")
+            verifier = self.core.verifier or LeaseVerifier({})
+            for kid, key in offered.items():
+                verifier.add_key(kid, key)
+            self.core.verifier = verifier
+            self.pinned_kids = tuple(sorted(offered))
+            log.warning(
+                "INSECURE: trusting the master's lease keys %s on first use; pin them with "
+                "WAVRY_RELAY_MASTER_PUBLIC_KEY=%s",
+                list(self.pinned_kids),
+                ",".join(f"{k}:{v.hex()}" for k, v in offered.items()),
+            )
+        elif set(offered) - set(self.pinned_kids):
+            log.warning(
+                "the master now offers key ids %s; the pinned ones %s stay the only trusted "
+                "keys until restart or WAVRY_RELAY_MASTER_PUBLIC_KEY",
+                sorted(offered),
+                list(self.pinned_kids),
+            )
+
+
+class RelayServer:
+    """``wavry relay``: start() binds, serves and registers; close() stops everything."""
+
+    def __init__(
+        self,
+        settings: RelaySettings,
+        *,
+        master_transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        keys = settings.trusted_keys
+        verifier = LeaseVerifier(keys) if keys else None
+        self.core = RelayCore(
+            settings.relay_id,
+            verifier,
+            settings.core_config(),
+            banned=settings.banned,
+            now=time.monotonic(),
+        )
+        self.started = time.monotonic()
+        self.master: MasterClient | None = None
+        self._master_transport = master_transport
+        self._sleep = sleep
+        self._proto: _UdpProtocol | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._http: asyncio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def check_policy(self) -> None:
+        """Bind policy and insecure-mode warnings; raises BindPolicyError on refusal."""
+        s = self.settings
+        for host, _ in (s.listen_addr, s.health_addr):
+            check_bind(
+                host,
+                allow_public=s.allow_public_bind,
+                flag="--allow-public-bind",
+                env="WAVRY_RELAY_ALLOW_PUBLIC_BIND",
+            )
+        problems = s.insecure_problems()
+        public = not (is_loopback(s.listen_addr[0]) and is_loopback(s.health_addr[0]))
+        if problems and public and not s.allow_insecure_dev:
+            raise ValueError(
+                "refusing a public relay with insecure settings (or set "
+                "WAVRY_RELAY_ALLOW_INSECURE_DEV=1):\n  - " + "\n  - ".join(problems)
+            )
+        if problems:
+            log.warning(
+                "INSECURE DEV MODE (%s only):\n  - %s",
+                "loopback" if not public else "public, by WAVRY_RELAY_ALLOW_INSECURE_DEV",
+                "\n  - ".join(problems),
+            )
+        if s.no_master and not s.trusted_keys:
+            raise ValueError("WAVRY_RELAY_NO_MASTER needs WAVRY_RELAY_MASTER_PUBLIC_KEY")
+
+    async def start(self) -> None:
+        self.check_policy()
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        host, port = s.listen_addr
+        proto = _UdpProtocol(self.core, s.packet_queue_capacity)
+        self._proto = proto
+        transport, _ = await loop.create_datagram_endpoint(lambda: proto, local_addr=(host, port))
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+        hhost, hport = s.health_addr
+        self._http = await asyncio.start_server(self._serve_http, hhost, hport)
+        self._tasks.append(asyncio.create_task(self._timers(), name="relay-timers"))
+        if not s.no_master:
+            self.master = MasterClient(
+                s,
+                self.core,
+                advertised_endpoints(s, self.udp_address),
+                transport=self._master_transport,
+                sleep=self._sleep,
+            )
+            self._tasks.append(asyncio.create_task(self._run_master(), name="relay-master"))
+        log.info(
+            "relay %s listening on udp %s, health on http://%s",
+            self.core.relay_id,
+            _format_endpoint(*self.udp_address),
+            _format_endpoint(*self.health_address),
+        )
+
+    async def _run_master(self) -> None:
+        assert self.master is not None
+        try:
+            await self.master.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # top of a task: log, mark unready, never crash the relay silently
+            log.exception("master client stopped")
+            self.master.registered = False
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.master is not None:
+            await self.master.aclose()
+        if self._http is not None:
+            self._http.close()
+            await self._http.wait_closed()
+        if self._transport is not None:
+            self._transport.close()
+
+    async def _timers(self) -> None:
+        next_stats = time.monotonic() + self.settings.stats_log_interval_secs
+        while True:
+            now = time.monotonic()
+            delay = min(self.core.get_timer(), next_stats) - now
+            await asyncio.sleep(max(0.05, delay))
+            now = time.monotonic()
+            self.core.handle_timer(now)
+            if now >= next_stats:
+                next_stats = now + self.settings.stats_log_interval_secs
+                c = self.core.counters
+                log.info(
+                    "sessions=%d active=%d rx=%d fwd=%d dropped=%d backpressure=%d ready=%s",
+                    self.core.session_count,
+                    self.core.active_sessions,
+                    c.packets_rx,
+                    c.packets_forwarded,
+                    c.dropped_packets,
+                    c.backpressure_dropped_packets,
+                    self.ready,
+                )
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def udp_address(self) -> tuple[str, int]:
+        assert self._transport is not None
+        addr = self._transport.get_extra_info("sockname")
+        return str(addr[0]), int(addr[1])
+
+    @property
+    def health_address(self) -> tuple[str, int]:
+        assert self._http is not None
+        addr = self._http.sockets[0].getsockname()
+        return str(addr[0]), int(addr[1])
+
+    @property
+    def registered(self) -> bool:
+        if self.settings.no_master:
+            return True
+        return self.master is not None and self.master.registered
+
+    @property
+    def has_master_key(self) -> bool:
+        return self.core.verifier is not None and bool(self.core.verifier.key_ids)
+
+    @property
+    def ready(self) -> bool:
+        return self.has_master_key and self.registered and not self.core.overloaded
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._proto.queue) if self._proto else 0
+
+    @property
+    def tx_dropped(self) -> int:
+        return self._proto.tx_dropped if self._proto else 0
+
+    def pause_processing(self) -> None:
+        """Stop draining the inbound queue (tests and operators: shows backpressure)."""
+        assert self._proto is not None
+        self._proto.pause()
+
+    def resume_processing(self) -> None:
+        assert self._proto is not None
+        self._proto.resume()
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        core = self.core
+        return {
+            "relay_id": core.relay_id,
+            "status": "ok",
+            "ready": self.ready,
+            "has_master_key": self.has_master_key,
+            "registered_with_master": self.registered,
+            "active_sessions": core.active_sessions,
+            "total_sessions": core.session_count,
+            "max_sessions": core.config.max_sessions,
+            "uptime_secs": round(time.monotonic() - self.started, 3),
+            "metrics": self.metrics(),
+        }
+
+    def metrics(self) -> dict[str, int]:
+        out = self.core.counters.as_dict()
+        out["tx_dropped_packets"] = self.tx_dropped
+        return out
+
+    def prometheus(self) -> str:
+        rid = self.core.relay_id.replace("\\", "\\\\").replace('"', '\\"')
+        label = f'{{relay_id="{rid}"}}'
+        lines = []
+        for name, value in sorted(self.metrics().items()):
+            kind = "counter"
+            lines.append(f"# TYPE wavry_relay_{name} {kind}")
+            lines.append(f"wavry_relay_{name}{label} {value}")
+        gauges = {
+            "active_sessions": self.core.active_sessions,
+            "sessions": self.core.session_count,
+            "max_sessions": self.core.config.max_sessions,
+            "queue_depth": self.queue_depth,
+            "queue_capacity": self.settings.packet_queue_capacity,
+            "registered_with_master": int(self.registered),
+            "ready": int(self.ready),
+            "uptime_seconds": math.floor(time.monotonic() - self.started),
+        }
+        for name, value in gauges.items():
+            lines.append(f"# TYPE wavry_relay_{name} gauge")
+            lines.append(f"wavry_relay_{name}{label} {value}")
+        return "\n".join(lines) + "\n"
+
+    async def _serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _HTTP_TIMEOUT)
+            method, path, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+            status, ctype, body = self._route(method, path.split("?", 1)[0])
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
+            status, ctype, body = 400, "text/plain", b"bad request\n"
+        except ConnectionError:
+            writer.close()
+            return
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+        reason[503] = "Service Unavailable"
+        writer.write(
+            f"HTTP/1.1 {status} {reason.get(status, 'OK')}\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    def _route(self, method: str, path: str) -> tuple[int, str, bytes]:
+        if method not in ("GET", "HEAD"):
+            return 405, "text/plain", b"method not allowed\n"
+        js = "application/json"
+        if path == "/health":
+            return 200, js, json.dumps(self.health()).encode()
+        if path == "/ready":
+            ready = self.ready
+            doc = {"relay_id": self.core.relay_id, "ready": ready}
+            return (200 if ready else 503), js, json.dumps(doc).encode()
+        if path == "/metrics":
+            return 200, "text/plain; version=0.0.4", self.prometheus().encode()
+        if path == "/metrics/json":
+            return 200, js, json.dumps(self.metrics()).encode()
+        return 404, "text/plain", b"not found\n"
