@@ -162,3 +162,11 @@ async def test_open_registration_without_relay_token(make_app: AppFactory) -> No
     async with httpx.AsyncClient(transport=transport, base_url="http://m") as client:
         resp = await client.post("/v1/relays/register", json=relay_body())
         assert resp.status_code == 200
+
+
+async def test_openapi_is_published(client: httpx.AsyncClient) -> None:
+    resp = await client.get("/openapi.json")
+    assert resp.status_code == 200
+    spec = resp.json()
+    assert "/v1/auth/register/verify" in spec["paths"] and "/.well-known/wavry-id" in spec["paths"]
+    assert "422" not in resp.text  # validation errors are documented as 400
