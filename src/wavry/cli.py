@@ -213,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_host_parser(sub)
     add_connect_parser(sub)
 
+    from wavry.master.cli import add_master_parser
+
+    add_master_parser(sub)
+
     p = sub.add_parser(
         "demo",
         help="host + client on loopback, then per-stage latency (no set-up, no display needed)",
