@@ -214,8 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_connect_parser(sub)
 
     from wavry.master.cli import add_master_parser
+    from wavry.relay.cli import add_relay_parser
 
     add_master_parser(sub)
+    add_relay_parser(sub)
 
     p = sub.add_parser(
         "demo",
