@@ -407,6 +407,8 @@ class RelayServer:
         if self._http is not None:
             self._http.close()
             await self._http.wait_closed()
+        if self._proto is not None:
+            self._proto.pause()
         if self._transport is not None:
             self._transport.close()
 
