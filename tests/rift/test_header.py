@@ -104,3 +104,10 @@ def test_handshake_roundtrip(tail: bytes, pid: int) -> None:
     sid = bytes(4) + tail
     header, _ = parse_header(HandshakeHeader(sid, pid).encode())
     assert header == HandshakeHeader(sid, pid)
+
+
+@given(st.binary(max_size=64))
+def test_fast_crc_equals_reference_table_crc(data: bytes) -> None:
+    from wavry.rift.crc import crc16_kermit_table
+
+    assert crc16_kermit(data) == crc16_kermit_table(data)
