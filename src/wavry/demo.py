@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +72,34 @@ class _BarcodeCheck:
             self.mismatched += 1
 
 
+_HOST_START_TIMEOUT = 30.0
+_READY_MARK = "Wavry host ready"
+
+
+class _StderrCollector:
+    """Reads the host's stderr in a thread (so the pipe never fills) and flags readiness."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.ready = threading.Event()
+        self._lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            self._lines.append(line)
+            if _READY_MARK in line or line.startswith("wavry host:"):
+                self.ready.set()
+        self.ready.set()  # the host exited: stop waiting
+
+    def join(self) -> None:
+        self._thread.join(timeout=5)
+
+    def text(self) -> str:
+        return "".join(self._lines)
+
+
 def _host_command(opts: DemoOptions, port: int, client_id: str) -> list[str]:
     cmd = [
         sys.executable, "-m", "wavry", "host",
@@ -117,16 +146,23 @@ def run_demo(opts: DemoOptions, progress: Progress | None = None) -> dict[str, A
             text=True,
             env=env,
         )
+        log = _StderrCollector(host)
         try:
+            # Start the client only once the host listens (imports and the encoder probe take
+            # a second or two); otherwise the client's handshake backoff would eat the run.
+            if log.ready.wait(_HOST_START_TIMEOUT):
+                say("host ready; streaming")
             report, barcode = _run_client(opts, port, client_identity, host_identity.wavry_id, say)
         finally:
             with contextlib.suppress(ProcessLookupError):
                 host.terminate()
             try:
-                out, err = host.communicate(timeout=10)
+                out = host.communicate(timeout=10)[0]
             except subprocess.TimeoutExpired:
                 host.kill()
-                out, err = host.communicate()
+                out = host.communicate()[0]
+            log.join()
+            err = log.text()
     host_status = _last_json_line(out)
     if report.established_at is None:
         host_said = [line for line in err.strip().splitlines() if line.startswith("wavry host:")]
