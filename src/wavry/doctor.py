@@ -87,12 +87,51 @@ def _dscp() -> Check:
         return Check("DSCP EF marking", False, str(exc), "not fatal: packets go unmarked", False)
 
 
+def _h264_encoder() -> Check:
+    try:
+        import av
+
+        codec = av.CodecContext.create("libx264", "w")
+        del codec
+    except Exception as exc:  # noqa: BLE001 - any failure means no H.264 here; say which
+        return Check("H.264 encoder (libx264)", False, str(exc), "uv sync  # reinstalls PyAV")
+    return Check("H.264 encoder (libx264)", True, f"PyAV {av.__version__}")
+
+
+def _display() -> Check:
+    import os
+
+    display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    if not display:
+        return Check(
+            "display for capture/input",
+            False,
+            "no DISPLAY/WAYLAND_DISPLAY: `wavry host` will use the test source",
+            "run the host inside your desktop session",
+            required=False,
+        )
+    return Check("display for capture/input", True, display, required=False)
+
+
+def _uinput() -> Check:
+    import os
+
+    ok = os.access("/dev/uinput", os.W_OK)
+    detail = "writable" if ok else "/dev/uinput missing or not writable"
+    fix = "needed only on Wayland/console: `sudo modprobe uinput` and add yourself to its group"
+    return Check("uinput (Wayland input)", ok, detail, fix, required=False)
+
+
 CHECKS: tuple[Callable[[], Check], ...] = (
     _python,
     _module("cryptography", "Noise handshake and packet encryption"),
     _module("google.protobuf", "RIFT messages"),
     _module("zfec", "Reed-Solomon FEC"),
     _module("uvloop", "faster event loop", required=False),
+    _h264_encoder,
+    _module("sdl2", "the client window", required=False),
+    _display,
+    _uinput,
     _data_dir,
     _identity,
     _udp_loopback,
@@ -115,8 +154,8 @@ def run_doctor() -> int:
         print(line)  # noqa: T201
     failed = [c for c in results if c.required and not c.ok]
     print(  # noqa: T201
-        f"\n{len(results) - len(failed)}/{len(results)} checks passed"
-        + ("" if not failed else f"; {len(failed)} required check(s) failed")
+        f"\n{sum(c.ok for c in results)}/{len(results)} checks passed"
+        + (f"; {len(failed)} required check(s) failed" if failed else "; all required ones passed")
         + f" (data dir: {paths.data_dir()}; override with {paths.ENV_DATA_DIR})"
     )
     return 1 if failed else 0
