@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -16,9 +26,15 @@ __all__ = [
     "AuthChallenge",
     "AuthToken",
     "Base",
+    "HostShare",
     "Identity",
+    "LoginFailure",
     "Relay",
     "RelaySession",
+    "User",
+    "UserBan",
+    "UserChallenge",
+    "UserSession",
 ]
 
 
@@ -128,3 +144,108 @@ class AuditEvent(Base):
     #: HMAC-SHA256 of the actor's address under a per-deployment key (never the address itself)
     actor_ip_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+# --- gateway (revision 0002_gateway_accounts) ---
+
+
+class User(Base):
+    """A gateway account: email + password (Argon2id), optional TOTP, optional bound Wavry ID."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("email", name="uq_users_email"),
+        UniqueConstraint("username", name="uq_users_username"),
+        UniqueConstraint("wavry_id", name="uq_users_wavry_id"),
+        Index("ix_users_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    #: normalised (trimmed, lower-case)
+    email: Mapped[str] = mapped_column(String(254), nullable=False)
+    #: normalised, ``[a-z0-9_.-]{3,32}``; the name peers address in signaling
+    username: Mapped[str] = mapped_column(String(32), nullable=False)
+    display_name: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: hex public key given at registration (64..128 hex chars)
+    public_key: Mapped[str] = mapped_column(String(128), nullable=False)
+    #: the Wavry ID whose Ed25519 key signed a challenge for this account (``/auth/challenge``)
+    wavry_id: Mapped[str | None] = mapped_column(String(43), nullable=True)
+    #: Argon2id PHC string
+    password_hash: Mapped[str] = mapped_column(String(256), nullable=False)
+    #: ``enc:v2:`` + base64(nonce || AES-256-GCM ciphertext) (or ``plain:`` in insecure dev mode)
+    totp_secret_enc: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    #: the last accepted TOTP time step: a code of that step or older is refused (replay)
+    totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: a secret from ``/auth/2fa/setup`` awaiting its first code (same encoding)
+    totp_pending_enc: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    totp_pending_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class UserSession(Base):
+    """A login session; only the SHA-256 of its bearer token is stored."""
+
+    __tablename__ = "user_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    expires_at: Mapped[float] = mapped_column(Float, nullable=False, index=True)
+    #: HMAC of the address the session was created from (never the address itself)
+    ip_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(256), nullable=True)
+
+
+class LoginFailure(Base):
+    """Recent failed logins per key (``email:<e>`` or ``ip:<hmac>``) for lockout with backoff."""
+
+    __tablename__ = "login_failures"
+
+    identifier: Mapped[str] = mapped_column(String(300), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_failure: Mapped[float] = mapped_column(Float, nullable=False, index=True)
+    #: no login attempt for this key is evaluated before this time
+    locked_until: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class UserBan(Base):
+    """An active or expired ban (``expires_at`` ``None`` = permanent)."""
+
+    __tablename__ = "user_bans"
+
+    user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    reason: Mapped[str] = mapped_column(String(500), nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class HostShare(Base):
+    """``owner`` lets ``shared_with`` connect to its hosts."""
+
+    __tablename__ = "host_shares"
+
+    owner_user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    shared_with_user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class UserChallenge(Base):
+    """A single-use challenge binding an account to a Wavry ID (deleted by the first verify)."""
+
+    __tablename__ = "user_challenges"
+
+    challenge: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    wavry_id: Mapped[str] = mapped_column(String(43), nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    expires_at: Mapped[float] = mapped_column(Float, nullable=False, index=True)
