@@ -8,6 +8,9 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+# private PostgreSQL / Redis servers for tests (fixtures documented in tests/services.py)
+pytest_plugins = ["tests.services"]
+
 # Property tests must not flake on a loaded 2-core CI machine: no per-example deadline, and in
 # CI a fixed derandomized search (the same examples every run) so a red build is reproducible.
 settings.register_profile("default", deadline=None)
