@@ -200,10 +200,11 @@ def create_app(
         ]
         return JSONResponse({"error": "invalid request", "detail": detail}, status_code=400)
 
-    from wavry.master import api_admin, api_identity, api_relays
+    from wavry.master import api_admin, api_identity, api_relays, api_service
 
     app.include_router(api_relays.router)
     app.include_router(api_identity.router)
+    app.include_router(api_service.router)
     app.include_router(api_admin.router)
 
     def openapi() -> dict[str, Any]:

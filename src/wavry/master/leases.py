@@ -135,14 +135,61 @@ class LeaseIssuer:
         region: str | None,
         now: float,
     ) -> IssuedLease:
+        target = await session.get(Identity, target_id)
+        if target is None and target_id != requester.wavry_id:
+            raise LeaseRefused(404, "unknown target Wavry ID")
+        row, relay = await self._open(
+            session,
+            requester_id=requester.wavry_id,
+            target_id=target_id,
+            requester_role=requester_role,
+            region=region,
+            now=now,
+        )
+        return self._lease(row, relay, requester.wavry_id, now)
+
+    async def open_pair(
+        self,
+        session: AsyncSession,
+        *,
+        requester_id: str,
+        target_id: str,
+        requester_role: str,
+        region: str | None,
+        now: float,
+    ) -> tuple[IssuedLease, IssuedLease]:
+        """Open a session for a trusted service (the gateway) that has authenticated both peers
+        itself: returns (requester's lease, target's lease), each with that peer's own role. The
+        Wavry IDs need not be registered here, but a banned one is refused."""
+        requester = await session.get(Identity, requester_id)
+        if requester is not None and requester.banned:
+            raise LeaseRefused(403, "the requester Wavry ID is banned")
+        row, relay = await self._open(
+            session,
+            requester_id=requester_id,
+            target_id=target_id,
+            requester_role=requester_role,
+            region=region,
+            now=now,
+        )
+        return self._lease(row, relay, requester_id, now), self._lease(row, relay, target_id, now)
+
+    async def _open(
+        self,
+        session: AsyncSession,
+        *,
+        requester_id: str,
+        target_id: str,
+        requester_role: str,
+        region: str | None,
+        now: float,
+    ) -> tuple[RelaySession, Relay]:
         if requester_role not in ROLES:
             raise LeaseRefused(400, "role must be 'client' or 'server'")
-        if target_id == requester.wavry_id:
+        if target_id == requester_id:
             raise LeaseRefused(400, "a session needs two different Wavry IDs")
         target = await session.get(Identity, target_id)
-        if target is None:
-            raise LeaseRefused(404, "unknown target Wavry ID")
-        if target.banned:
+        if target is not None and target.banned:
             raise LeaseRefused(403, "the target Wavry ID is banned")
         relays = await self.registry.assignable(session, now)
         cands = candidates(
@@ -158,7 +205,7 @@ class LeaseIssuer:
         row = RelaySession(
             session_id=str(self._uuid()),
             relay_id=relay.relay_id,
-            requester=requester.wavry_id,
+            requester=requester_id,
             requester_role=requester_role,
             target=target_id,
             created_at=now,
@@ -166,7 +213,7 @@ class LeaseIssuer:
         )
         session.add(row)
         await session.flush()
-        return self._lease(row, relay, requester.wavry_id, now)
+        return row, relay
 
     async def claim(
         self, session: AsyncSession, *, session_id: str, caller: Identity, now: float

@@ -53,6 +53,9 @@ class MasterSettings(BaseSettings):
     # --- service / admin auth ---
     #: bearer token relays present on register and heartbeat (``WAVRY_RELAY_MASTER_TOKEN``)
     relay_auth_token: SecretStr | None = None
+    #: bearer token of the gateway (``WAVRY_GATEWAY_MASTER_TOKEN`` there) for the service lease
+    #: route ``POST /v1/leases/session``; unset disables that route; >= 32 characters
+    gateway_token: SecretStr | None = None
     admin_panel_token: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("ADMIN_PANEL_TOKEN", "admin_panel_token"),
@@ -116,6 +119,19 @@ class MasterSettings(BaseSettings):
             raise ValueError(
                 f"ADMIN_PANEL_TOKEN must be at least {ADMIN_TOKEN_MIN_LENGTH} characters "
                 "(e.g. `openssl rand -hex 32`); unset it to disable the admin API"
+            )
+        return SecretStr(token)
+
+    @field_validator("gateway_token", mode="after")
+    @classmethod
+    def _gateway_token_strength(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        token = value.get_secret_value().strip()
+        if len(token) < ADMIN_TOKEN_MIN_LENGTH:
+            raise ValueError(
+                f"WAVRY_MASTER_GATEWAY_TOKEN must be at least {ADMIN_TOKEN_MIN_LENGTH} characters "
+                "(e.g. `openssl rand -hex 32`); unset it to disable the gateway lease route"
             )
         return SecretStr(token)
 
