@@ -108,7 +108,8 @@ async def test_totp_login_flow_and_replay(client: httpx.AsyncClient, clock: Cloc
 
     creds = {"email": "user1@example.com", "password": PASSWORD}
     resp = await client.post("/auth/login", json=creds)
-    assert resp.status_code == 401 and resp.json() == {"error": "2FA required", "totp_required": True}
+    assert resp.status_code == 401
+    assert resp.json() == {"error": "2FA required", "totp_required": True}
 
     # the code used to enable is burnt: the same step is a replay
     same = totp.totp(secret, clock.now)
