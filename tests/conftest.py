@@ -29,6 +29,23 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if os.environ.get("CI", "").lower() in ("1", "true", "yes") and report.skipped:
         report.outcome = "failed"
         report.longrepr = f"skipped in CI (CI=true forbids skips): {report.longrepr}"
+    _record_quarantine_outcome(item, report)
+
+
+def _record_quarantine_outcome(item: pytest.Item, report: pytest.TestReport) -> None:
+    """One JSON line per phase of a quarantined test, for ``python -m tools.quarantine record``."""
+    results = os.environ.get("WAVRY_QUARANTINE_RESULTS")
+    if not results or item.get_closest_marker("quarantine") is None:
+        return
+    if report.when != "call" and report.passed:
+        return  # setup/teardown that passed says nothing about the test
+    import json
+
+    with open(results, "a", encoding="utf-8") as fh:
+        fh.write(
+            json.dumps({"nodeid": item.nodeid, "when": report.when, "outcome": report.outcome})
+        )
+        fh.write("\n")
 
 
 def _free_display() -> int:
