@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+import pytest
 
 from wavry.relay.lease import LeaseClaims, LeaseVerifier, public_key_from_private, sign_lease
 from wavry.rift.identity import Identity
 
 RELAY_ID = "relay-test-1"
 WALL0 = 1_700_000_000.0
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Relays persist trust-on-first-use key pins under WAVRY_DATA_DIR: never the user's own.
+
+    Module scope (not monkeypatch) so hypothesis tests in these modules can use it."""
+    old = os.environ.get("WAVRY_DATA_DIR")
+    os.environ["WAVRY_DATA_DIR"] = str(tmp_path_factory.mktemp("relay-data"))
+    yield
+    if old is None:
+        os.environ.pop("WAVRY_DATA_DIR", None)
+    else:
+        os.environ["WAVRY_DATA_DIR"] = old
 
 
 def wavry_id(seed_byte: int) -> str:

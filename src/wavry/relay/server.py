@@ -27,6 +27,7 @@ import httpx
 from wavry.bind_policy import check_bind, is_loopback
 from wavry.relay.core import Addr, RelayCore
 from wavry.relay.lease import LeaseVerifier
+from wavry.relay.pins import load_pins, save_pins
 from wavry.relay.settings import RelaySettings
 
 __all__ = ["MasterClient", "RelayServer", "install_uvloop"]
@@ -173,6 +174,8 @@ class MasterClient:
         self.heartbeats_ok = 0
         self.failures = 0
         self.pinned_kids: tuple[str, ...] = ()
+        if settings.master_public_key is None and core.verifier is not None:
+            self.pinned_kids = core.verifier.key_ids  # loaded from the pin file at start
         self._sleep = sleep
         headers = {}
         if settings.master_token is not None:
@@ -287,13 +290,24 @@ class MasterClient:
                 list(self.pinned_kids),
                 ",".join(f"{k}:{v.hex()}" for k, v in offered.items()),
             )
+            self._persist_pin(offered)
         elif set(offered) - set(self.pinned_kids):
             log.warning(
                 "the master now offers key ids %s; the pinned ones %s stay the only trusted "
-                "keys until restart or WAVRY_RELAY_MASTER_PUBLIC_KEY",
+                "keys (configure WAVRY_RELAY_MASTER_PUBLIC_KEY or delete the pin in %s)",
                 sorted(offered),
                 list(self.pinned_kids),
+                self.settings.pin_path,
             )
+
+    def _persist_pin(self, keys: dict[str, bytes]) -> None:
+        path = self.settings.pin_path
+        try:
+            save_pins(path, self.settings.master_url, keys)
+        except (OSError, ValueError) as exc:
+            log.warning("could not persist the key pin to %s (%s): a restart pins again", path, exc)
+        else:
+            log.info("key pin saved to %s", path)
 
 
 class RelayServer:
@@ -353,8 +367,21 @@ class RelayServer:
         if s.no_master and not s.trusted_keys:
             raise ValueError("WAVRY_RELAY_NO_MASTER needs WAVRY_RELAY_MASTER_PUBLIC_KEY")
 
+    def load_pinned_keys(self) -> None:
+        """Without a configured key, trust the keys pinned at an earlier first registration.
+
+        Raises PinFileError (a ValueError) when the pin file exists but cannot be trusted."""
+        s = self.settings
+        if s.master_public_key is not None or s.no_master or self.core.verifier is not None:
+            return
+        pinned = load_pins(s.pin_path, s.master_url)
+        if pinned:
+            self.core.verifier = LeaseVerifier(pinned)
+            log.info("trusting the master keys %s pinned in %s", sorted(pinned), s.pin_path)
+
     async def start(self) -> None:
         self.check_policy()
+        self.load_pinned_keys()
         s = self.settings
         loop = asyncio.get_running_loop()
         host, port = s.listen_addr
@@ -493,7 +520,25 @@ class RelayServer:
             "total_sessions": core.session_count,
             "max_sessions": core.config.max_sessions,
             "uptime_secs": round(time.monotonic() - self.started, 3),
+            "master": self.master_status(),
             "metrics": self.metrics(),
+        }
+
+    def master_status(self) -> dict[str, Any]:
+        """Registration counters (resilience gates and operators: was it a re-registration?)."""
+        m = self.master
+        if self.settings.master_public_key is not None:
+            source = "configured"
+        elif self.has_master_key:
+            source = "pinned"
+        else:
+            source = "none"
+        return {
+            "registrations": m.registrations if m else 0,
+            "heartbeats_ok": m.heartbeats_ok if m else 0,
+            "failures_since_registration": m.failures if m else 0,
+            "key_source": source,
+            "key_ids": list(self.core.verifier.key_ids) if self.core.verifier else [],
         }
 
     def metrics(self) -> dict[str, int]:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
+from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wavry import paths
 from wavry.relay.core import RelayConfig
 from wavry.relay.lease import key_id_for
+from wavry.relay.pins import PIN_FILENAME
 
 __all__ = ["RelaySettings", "parse_hostport", "parse_public_keys"]
 
@@ -73,8 +76,15 @@ class RelaySettings(BaseSettings):
         validation_alias=AliasChoices("WAVRY_MASTER_URL", "WAVRY_RELAY_MASTER_URL", "master_url"),
     )
     #: trusted lease keys: hex, or ``kid:hex,kid:hex`` during a rotation. Unset: trust the key the
-    #: master returns at the first registration (pinned for the process lifetime, with a warning)
+    #: master returns at the first registration (pinned with a warning, and persisted in
+    #: ``pin_file`` so a restart trusts the same key)
     master_public_key: str | None = None
+    data_dir: Path = Field(
+        default_factory=paths.data_dir,
+        validation_alias=AliasChoices("WAVRY_DATA_DIR", "data_dir"),
+    )
+    #: where trust-on-first-use pins are kept; default ``$WAVRY_DATA_DIR/relay_master_pins.json``
+    pin_file: Path | None = None
     #: bearer token for register/heartbeat (the master's WAVRY_MASTER_RELAY_AUTH_TOKEN)
     master_token: SecretStr | None = None
     #: do not register with a master at all (tests, benchmarks; needs master_public_key)
@@ -88,7 +98,12 @@ class RelaySettings(BaseSettings):
         ),
     )
     #: default: a new UUIDv4 per start (as the original)
-    relay_id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1, max_length=64)
+    relay_id: str = Field(
+        default_factory=lambda: str(uuid.uuid4()),
+        min_length=1,
+        max_length=64,
+        validation_alias=AliasChoices("WAVRY_RELAY_ID", "WAVRY_RELAY_RELAY_ID", "relay_id"),
+    )
     #: endpoints announced to the master, ``host:port`` comma list; default: the bound address,
     #: or for a wildcard bind the local address that routes to the master
     advertise: str = ""
@@ -155,6 +170,10 @@ class RelaySettings(BaseSettings):
     @property
     def trusted_keys(self) -> dict[str, bytes]:
         return parse_public_keys(self.master_public_key or "")
+
+    @property
+    def pin_path(self) -> Path:
+        return self.pin_file or self.data_dir / PIN_FILENAME
 
     @property
     def banned(self) -> frozenset[str]:
