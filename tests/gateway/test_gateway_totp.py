@@ -27,8 +27,18 @@ RFC6238_VECTORS = [
     (20000000000, "65353130", "77737706", "47863826"),
 ]
 # RFC 4226 Appendix D: HOTP, SHA-1, 6 digits, counters 0..9
-RFC4226 = ["755224", "287082", "359152", "969429", "338314",
-           "254676", "287922", "162583", "399871", "520489"]  # fmt: skip
+RFC4226 = [
+    "755224",
+    "287082",
+    "359152",
+    "969429",
+    "338314",
+    "254676",
+    "287922",
+    "162583",
+    "399871",
+    "520489",
+]
 
 
 @pytest.mark.parametrize(("t", "sha1", "sha256", "sha512"), RFC6238_VECTORS)
@@ -178,9 +188,10 @@ async def test_totp_disable(client: httpx.AsyncClient, clock: Clock) -> None:
     clock.advance(30)
     code = totp.totp(secret, clock.now)
     resp = await client.post(
-        "/auth/2fa/disable", json={"password": "wrong password!!", "code": code},
+        "/auth/2fa/disable",
+        json={"password": "wrong password!!", "code": code},
         headers=bearer(token),
-    )  # fmt: skip
+    )
     assert resp.status_code == 401
     resp = await client.post(
         "/auth/2fa/disable", json={"password": PASSWORD, "code": code}, headers=bearer(token)
