@@ -1,0 +1,202 @@
+"""``build`` / ``dry-run``: reproducible bytes, commit-only sources, contents, refusals."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tools.release.build import (
+    BuildError,
+    BuildResult,
+    build_release,
+    docker_available,
+    migration_head,
+    tree_digest,
+)
+from tools.release.manifest import MANIFEST, format_epoch, verify
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_two_builds_are_byte_identical(
+    built_release: tuple[Path, BuildResult], tmp_path: Path
+) -> None:
+    first, result = built_release
+    second = tmp_path / "again"
+    again = build_release(REPO, second, ref=result.commit, images="never")
+    assert again.files == result.files
+    for name in result.files:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    assert tree_digest(first) == tree_digest(second)
+
+
+def test_source_date_epoch_is_the_commit_time(built_release: tuple[Path, BuildResult]) -> None:
+    out, result = built_release
+    commit_time = int(_git(REPO, "log", "-1", "--format=%ct", result.commit))
+    assert result.source_date_epoch == commit_time
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["generated_at"] == format_epoch(commit_time)
+    assert manifest["commit"] == result.commit
+    wheel = out / f"wavry-{result.version.pep440}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as zf:
+        stamps = {info.date_time for info in zf.infolist()}
+    assert len(stamps) == 1  # every entry carries the same (source) date
+    for name in result.files:
+        if name.endswith(".tar.gz"):  # sdist (hatchling), contexts and docs (ours)
+            with tarfile.open(out / name) as tar:
+                assert {m.mtime for m in tar.getmembers()} == {commit_time}, name
+                if "-any.context." in name or name.startswith("wavry-docs-"):
+                    owners = {(m.uid, m.gid, m.uname, m.gname) for m in tar.getmembers()}
+                    assert owners == {(0, 0, "", "")}, name
+
+
+def test_explicit_epoch_changes_the_bytes(built_release: tuple[Path, BuildResult], tmp_path: Path) -> None:
+    out, result = built_release
+    other = build_release(
+        REPO, tmp_path / "o", ref=result.commit, images="never", source_date_epoch=1_700_000_000
+    )
+    assert other.source_date_epoch == 1_700_000_000
+    assert tree_digest(tmp_path / "o") != tree_digest(out)
+    assert verify(tmp_path / "o") == []
+
+
+def test_container_contexts(built_release: tuple[Path, BuildResult]) -> None:
+    out, result = built_release
+    v = result.version
+    wheel = f"wavry-{v.pep440}-py3-none-any.whl"
+    for service in ("gateway", "master", "relay"):
+        with tarfile.open(out / f"wavry-{service}-{v.release}-linux-any.context.tar.gz") as tar:
+            assert sorted(tar.getnames()) == ["Dockerfile", "requirements.txt", wheel]
+            dockerfile = tar.extractfile("Dockerfile").read().decode()  # type: ignore[union-attr]
+            reqs = tar.extractfile("requirements.txt").read().decode()  # type: ignore[union-attr]
+            packed = tar.extractfile(wheel).read()  # type: ignore[union-attr]
+        assert dockerfile == (REPO / f"docker/{service}.Dockerfile").read_text()
+        assert packed == (out / wheel).read_bytes()
+        assert f"wavry @ file:///src/{wheel}" in reqs
+        # every requirement is pinned with hashes (pip --require-hashes in the Dockerfile)
+        for block in reqs.split("\n") :
+            if block and not block.startswith((" ", "#")):
+                assert "==" in block or block.startswith("wavry @"), block
+        assert reqs.count("--hash=sha256:") > 50
+
+
+def test_docs_bundle(built_release: tuple[Path, BuildResult]) -> None:
+    out, result = built_release
+    prefix = f"wavry-docs-{result.version.release}"
+    with tarfile.open(out / f"{prefix}-any-any.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {f"{prefix}/README.md", f"{prefix}/CHANGELOG.md", f"{prefix}/docs/release.md"} <= names
+
+
+def test_wheel_is_the_package(built_release: tuple[Path, BuildResult]) -> None:
+    out, result = built_release
+    with zipfile.ZipFile(out / f"wavry-{result.version.pep440}-py3-none-any.whl") as zf:
+        names = zf.namelist()
+        meta = zf.read(f"wavry-{result.version.pep440}.dist-info/METADATA").decode()
+    assert "wavry/cli.py" in names and "wavry/storage/migrations/versions/0001_master_initial.py" in names
+    assert f"Version: {result.version.pep440}\n" in meta
+
+
+def test_only_committed_files_are_built(clone: Callable[[], Path], tmp_path: Path) -> None:
+    repo = clone()
+    (repo / "src/wavry/uncommitted_secret.py").write_text("TOKEN = 'x'\n")
+    (repo / "README.md").write_text("modified, not committed\n")
+    out = tmp_path / "o"
+    result = build_release(repo, out, images="never")
+    with zipfile.ZipFile(out / f"wavry-{result.version.pep440}-py3-none-any.whl") as zf:
+        assert "wavry/uncommitted_secret.py" not in zf.namelist()
+    with tarfile.open(out / f"wavry-{result.version.pep440}.tar.gz") as tar:
+        readme = next(m for m in tar.getmembers() if m.name.endswith("/README.md"))
+        assert b"not committed" not in tar.extractfile(readme).read()  # type: ignore[union-attr]
+
+
+def test_version_override(built_release: tuple[Path, BuildResult], tmp_path: Path) -> None:
+    result = build_release(
+        REPO, tmp_path / "o", ref=built_release[1].commit, images="never", version="0.0.9-canary.2"
+    )
+    assert result.version.pep440 == "0.0.9rc2"
+    assert "wavry-0.0.9rc2-py3-none-any.whl" in result.files
+    assert "wavry-master-0.0.9-canary.2-linux-any.context.tar.gz" in result.files
+    assert verify(tmp_path / "o", expect_version="0.0.9-canary.2") == []
+
+
+def test_lint_failure_refuses_the_build(clone: Callable[[], Path], tmp_path: Path) -> None:
+    repo = clone()
+    path = repo / "docker/relay.Dockerfile"
+    path.write_text(path.read_text().replace("USER 10001:10001\n", ""))
+    _git(repo, "commit", "-q", "-am", "test: root relay image")
+    with pytest.raises(BuildError, match=r"relay\.Dockerfile.*\[user\]"):
+        build_release(repo, tmp_path / "o", images="never")
+    assert not (tmp_path / "o").exists()
+
+
+def test_out_must_be_empty(tmp_path: Path) -> None:
+    (tmp_path / "stale.txt").write_text("x")
+    with pytest.raises(BuildError, match="not an empty directory"):
+        build_release(REPO, tmp_path, images="never")
+
+
+@pytest.mark.skipif(docker_available(), reason="a Docker daemon answers here")
+def test_images_require_without_daemon(tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match="no Docker daemon"):
+        build_release(REPO, tmp_path / "o", images="require")
+
+
+def test_migration_head(tmp_path: Path) -> None:
+    versions = tmp_path / "src/wavry/storage/migrations/versions"
+    assert migration_head(tmp_path) is None
+    versions.mkdir(parents=True)
+    (versions / "a.py").write_text('revision = "0001"\ndown_revision = None\n')
+    (versions / "b.py").write_text('revision: str = "0002"\ndown_revision: str | None = "0001"\n')
+    assert migration_head(tmp_path) == "0002"
+    (versions / "c.py").write_text('revision = "0003"\ndown_revision = "0001"\n')
+    with pytest.raises(BuildError, match="2 heads"):
+        migration_head(tmp_path)
+    assert migration_head(REPO) is not None
+
+
+def test_dry_run_from_the_repository_root(tmp_path: Path) -> None:
+    """The documented command, as CI runs it: build everything, verify, nothing else in DIR."""
+    out = tmp_path / "dist"
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.release", "dry-run", "--out", str(out), "--images", "auto"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 0, proc.stderr
+    assert "verify OK" in proc.stderr and "dry-run passed" in proc.stderr
+    if not docker_available():
+        assert "images NOT built" in proc.stderr
+    assert verify(out) == []
+    assert {p.name for p in out.iterdir()} >= {"SHA256SUMS", "release-manifest.json"}
+    assert elapsed < 60
+
+
+def test_sums_file_checks_with_sha256sum(built_release: tuple[Path, BuildResult]) -> None:
+    out, _ = built_release
+    proc = subprocess.run(
+        ["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=out, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert io.StringIO(proc.stdout).read().count(": OK") == len(
+        (out / "SHA256SUMS").read_text().splitlines()
+    )
