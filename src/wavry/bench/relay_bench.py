@@ -77,7 +77,7 @@ class BenchProfile:
 
     @classmethod
     def quick(cls) -> BenchProfile:
-        return cls(repeats=1, warmup=0.3, seconds=0.7, latency_seconds=1.0)
+        return cls(repeats=1, warmup=0.2, seconds=0.5, latency_seconds=0.6)
 
 
 # -- measurements -----------------------------------------------------------------------------
