@@ -18,6 +18,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from wavry import paths
+from wavry.gateway.signaling.settings import SignalingSettings
 
 __all__ = [
     "ADMIN_TOKEN_MIN_LENGTH",
@@ -113,6 +114,9 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024, ge=1024, le=10 * 1024 * 1024)
     #: the master, for "relays as the master sees them" and relay leases (e.g. http://127.0.0.1:8080)
     master_url: str | None = None
+
+    #: the signaling WebSocket (env ``WAVRY_WS_*``, see docs/signaling.md)
+    signaling: SignalingSettings = Field(default_factory=SignalingSettings)
 
     # --- sessions ---
     session_ttl_secs: float = Field(default=86_400.0, gt=0)
@@ -252,19 +256,31 @@ class GatewaySettings(BaseSettings):
         )
 
     def insecure_problems(self) -> list[str]:
-        """What a public deployment would leave open with these settings."""
+        """What a public deployment would leave open with these settings (refused unless
+        ``insecure_dev``)."""
         problems = []
-        if self.totp_key_b64 is None:
+        if self.allow_insecure_totp and self.totp_key_b64 is None:
             problems.append(
-                "TOTP 2FA cannot be enabled without WAVRY_TOTP_KEY_B64 (32 random bytes, base64: "
-                "`openssl rand -base64 32`)"
-                + (" and secrets would be stored in plaintext" if self.allow_insecure_totp else "")
-            )
-        if self.audit_ip_key is None:
-            problems.append(
-                "WAVRY_GATEWAY_AUDIT_IP_KEY is unset: each replica hashes addresses with its own "
-                "generated key, so per-IP lockouts are not shared between replicas"
+                "WAVRY_ALLOW_INSECURE_TOTP=1 stores TOTP secrets in plaintext: set "
+                "WAVRY_TOTP_KEY_B64 instead (`openssl rand -base64 32`)"
             )
         if self.cors_allow_any:
             problems.append("WAVRY_CORS_ALLOW_ANY=1 lets any web origin call the API")
         return problems
+
+    def warnings(self) -> list[str]:
+        """Missing optional pieces worth a start-up warning."""
+        notes = []
+        if self.totp_key_b64 is None and not self.allow_insecure_totp:
+            notes.append(
+                "2FA cannot be enabled: set WAVRY_TOTP_KEY_B64 (32 random bytes, base64: "
+                "`openssl rand -base64 32`)"
+            )
+        if self.admin_panel_token is None:
+            notes.append("admin API disabled: set ADMIN_PANEL_TOKEN (at least 32 characters)")
+        if self.audit_ip_key is None:
+            notes.append(
+                "WAVRY_GATEWAY_AUDIT_IP_KEY unset: address hashes use a key generated into the "
+                "data directory (set one shared value when running several replicas)"
+            )
+        return notes
