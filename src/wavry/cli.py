@@ -253,11 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_host_parser(sub)
     add_connect_parser(sub)
 
+    from wavry.gateway.cli import add_control_plane_parser, add_gateway_parser
     from wavry.master.cli import add_master_parser
     from wavry.relay.cli import add_relay_parser
 
     add_master_parser(sub)
     add_relay_parser(sub)
+    add_gateway_parser(sub)
+    add_control_plane_parser(sub)
 
     from wavry.storage.cli import add_db_parser
 
