@@ -176,8 +176,11 @@ def run_gateway(ns: argparse.Namespace) -> int:
         return 1
     app = create_app(settings.model_copy(update={"database_url": url}))
     _say(f"listening on http://{settings.listen} (API: /openapi.json, admin: /admin)")
+    from wavry.gateway.signaling.limits import SERVER_WS_MAX_SIZE
+
     uvicorn.run(app, host=host, port=port, log_level=_log_level(ns), access_log=False,
-                proxy_headers=False, server_header=False)  # fmt: skip
+                proxy_headers=False, server_header=False,
+                ws_max_size=SERVER_WS_MAX_SIZE)  # fmt: skip
     return 0
 
 

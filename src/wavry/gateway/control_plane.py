@@ -92,10 +92,13 @@ class ControlPlane:
         await self._launch("gateway", _Server(self._config(gateway_app, gateway.listen)), timeout)
 
     def _config(self, app: Any, listen: str) -> uvicorn.Config:
+        from wavry.gateway.signaling.limits import SERVER_WS_MAX_SIZE
+
         host, _, port = listen.rpartition(":")
         return uvicorn.Config(app, host=host.strip("[]") or "127.0.0.1", port=int(port),
                               log_level=self.log_level, access_log=False, lifespan="on",
-                              proxy_headers=False, server_header=False)  # fmt: skip
+                              proxy_headers=False, server_header=False,
+                              ws_max_size=SERVER_WS_MAX_SIZE)  # fmt: skip
 
     async def _launch(self, name: str, server: _Server, timeout: float) -> None:
         task = asyncio.create_task(server.serve())
