@@ -43,6 +43,7 @@ from typing import Any
 from wavry.bench.relay_load import (
     STOP_RECV,
     STOP_SEND,
+    cpu_busy_ticks,
     latency_receiver,
     latency_sender,
     proc_cpu_seconds,
@@ -91,6 +92,8 @@ class _Snapshot:
     received: int
     relay_drops: int
     receiver_drops: int
+    #: (busy, total) jiffies of the relay's CPU when pinned
+    core: tuple[int, int] = (0, 0)
     metrics: dict[str, int] = field(default_factory=dict)
 
 
@@ -147,6 +150,7 @@ def measure_throughput(relay: Relay, sessions: int, profile: BenchProfile) -> di
             received=sum(counters[i] for i in recv_slots),
             relay_drops=udp_drops(relay.input_ports),
             receiver_drops=udp_drops(recv_ports),
+            core=cpu_busy_ticks(min(relay_cpus)) if relay_cpus else (0, 0),
             metrics=relay.metrics(),
         )
 
@@ -199,6 +203,10 @@ def _throughput_row(
         "relay_cpu_pct": round(100 * cpu / dt, 1),
         "pps_per_core": round(delivered / cpu) if cpu > 0 else None,
         "relay_socket_drops": drops,
+        # how busy the relay's CPU was with anything (other processes share it on a busy host)
+        "relay_core_busy_pct": round(100 * (b.core[0] - a.core[0]) / (b.core[1] - a.core[1]), 1)
+        if b.core[1] > a.core[1]
+        else None,
         "receiver_socket_drops": b.receiver_drops - a.receiver_drops,
         # the relay could not keep up with what was offered: its input socket overflowed
         "saturated": drops > 0,
@@ -368,6 +376,7 @@ def run_relay_bench(
         _relays(Path(tmp), coturn_threads) as (ours, turn),
     ):
         results["coturn_version"] = turn.version
+        progress(f"wavry relay pid {ours.pid}, turnserver pid {turn.pid} (for py-spy / perf)")
         summary: dict[str, Any] = {}
         for n in profile.sessions:
             ratios: list[float] = []

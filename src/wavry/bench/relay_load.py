@@ -36,6 +36,7 @@ __all__ = [
     "STOP_RECV",
     "STOP_SEND",
     "Flow",
+    "cpu_busy_ticks",
     "latency_receiver",
     "latency_sender",
     "proc_cpu_seconds",
@@ -221,6 +222,16 @@ def proc_cpu_seconds(pid: int) -> tuple[float, float]:
     with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
         rest = fh.read().rsplit(")", 1)[1].split()
     return int(rest[11]) / _CLK_TCK, int(rest[12]) / _CLK_TCK
+
+
+def cpu_busy_ticks(cpu: int) -> tuple[int, int]:
+    """(busy, total) jiffies of one CPU from /proc/stat (busy = all but idle and iowait)."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith(f"cpu{cpu} "):
+                values = [int(v) for v in line.split()[1:]]
+                return sum(values) - values[3] - values[4], sum(values)
+    return 0, 0
 
 
 def udp_drops(ports: set[int], host: str = "127.0.0.1") -> int:
