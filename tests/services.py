@@ -17,9 +17,12 @@ Fixtures
                                or ``redis_factory`` for a server of their own.
 ``redis_factory``    (test)    ``redis_factory()`` starts one more private server (stopped after
                                the test); ``.stop()``/``.start()`` on it simulate an outage.
+``chromium_path``    (session) the system Chromium for Playwright (``executable_path``), launched
+                               with ``CHROMIUM_ARGS``; no ``playwright install`` download.
 
 Binaries: PostgreSQL from ``WAVRY_PG_BINDIR``, ``pg_ctl`` on ``PATH`` or Debian's
-``/usr/lib/postgresql/<newest>/bin``; ``redis-server`` from ``PATH``. Both are Debian packages
+``/usr/lib/postgresql/<newest>/bin``; ``redis-server`` from ``PATH``; Chromium from
+``WAVRY_CHROMIUM`` or ``/usr/bin/chromium``. All are Debian packages
 in scripts/apt-packages.txt (installed by scripts/bootstrap.sh). A missing binary skips the
 test locally; under ``CI=true`` tests/conftest.py turns that skip into a failure.
 
@@ -36,6 +39,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -48,7 +52,14 @@ from typing import TypeVar
 
 import pytest
 
-__all__ = ["PostgresServer", "RedisServer", "free_port", "postgres_bindir", "run_async"]
+__all__ = [
+    "CHROMIUM_ARGS",
+    "PostgresServer",
+    "RedisServer",
+    "free_port",
+    "postgres_bindir",
+    "run_async",
+]
 
 T = TypeVar("T")
 
@@ -94,6 +105,55 @@ def _tail(path: Path, lines: int = 30) -> str:
     except OSError:
         return "(no log)"
     return "\n".join(text.splitlines()[-lines:])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _reap_leftovers(prefix: str, server_pid_file: str, process_name: str) -> None:
+    """Stop servers and remove directories left by a test run that was killed (SIGKILL, power).
+
+    A directory is stale when the pytest process recorded in its ``owner.pid`` is gone; its server
+    is signalled only if its command line still names ``process_name`` (no pid-reuse accidents).
+    """
+    for root in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        owner = _read_pid(root / "owner.pid")
+        if owner is None or _alive(owner):
+            continue
+        pid = _read_pid(root / server_pid_file)
+        if pid is not None and _alive(pid):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                cmdline = b""
+            if process_name.encode() in cmdline:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGQUIT if process_name == "postgres" else signal.SIGTERM)
+                    for _ in range(100):
+                        if not _alive(pid):
+                            break
+                        time.sleep(0.02)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _private_dir(prefix: str) -> Path:
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    (root / "owner.pid").write_text(f"{os.getpid()}\n", encoding="utf-8")
+    return root
 
 
 # --------------------------------------------------------------------------------- PostgreSQL
@@ -291,7 +351,8 @@ def postgres_server() -> Iterator[PostgresServer]:
             "scripts/bootstrap.sh, or set WAVRY_PG_BINDIR)"
         )
     os_user = _postgres_os_user()
-    root = Path(tempfile.mkdtemp(prefix="wavry-pg-"))
+    _reap_leftovers("wavry-pg-", "data/postmaster.pid", "postgres")
+    root = _private_dir("wavry-pg-")
     server: PostgresServer | None = None
     try:
         t0 = time.monotonic()
@@ -425,6 +486,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        (self.root / "server.pid").write_text(f"{self.proc.pid}\n", encoding="utf-8")
         deadline = time.monotonic() + _START_TIMEOUT
         while True:
             if self.proc.poll() is not None:
@@ -473,7 +535,8 @@ def _start_redis(root: Path) -> RedisServer:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A private redis-server on 127.0.0.1:<free port> for the whole session."""
-    root = Path(tempfile.mkdtemp(prefix="wavry-redis-"))
+    _reap_leftovers("wavry-redis-", "server.pid", "redis-server")
+    root = _private_dir("wavry-redis-")
     server: RedisServer | None = None
     try:
         server = _start_redis(root)
@@ -507,7 +570,7 @@ def redis_factory() -> Iterator[Callable[[], RedisServer]]:
     started: list[RedisServer] = []
 
     def factory() -> RedisServer:
-        root = Path(tempfile.mkdtemp(prefix="wavry-redis-"))
+        root = _private_dir("wavry-redis-")
         server = _start_redis(root)
         started.append(server)
         return server
@@ -518,3 +581,35 @@ def redis_factory() -> Iterator[Callable[[], RedisServer]]:
         for server in started:
             server.stop()
             shutil.rmtree(server.root, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------- Chromium
+
+#: flags for headless Chromium in a container, without any network access of its own
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-quic",
+    "--metrics-recording-only",
+)
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """The system Chromium (Debian package ``chromium``) for Playwright's ``executable_path``."""
+    candidates = [os.environ.get("WAVRY_CHROMIUM", "").strip(), "/usr/bin/chromium"]
+    candidates += [shutil.which(n) or "" for n in ("chromium", "chromium-browser")]
+    for c in candidates:
+        if c and os.path.isfile(c) and os.access(c, os.X_OK):
+            return c
+    pytest.skip(
+        "Chromium not found (apt-get install chromium, scripts/bootstrap.sh, or set WAVRY_CHROMIUM)"
+    )
