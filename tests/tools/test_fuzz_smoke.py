@@ -38,6 +38,7 @@ REQUIRED = {
     "input.events": "wavry.input.events",
     "media.decoder": "wavry.media.decoder",
     "master.bodies": "wavry.master.schemas",
+    "gateway.bodies": "wavry.gateway.schemas",
     "gateway.signaling": "wavry.gateway.signaling.messages",
     "gateway.validation": "wavry.gateway.validation",
 }
@@ -135,7 +136,9 @@ def test_unknown_target_names_are_refused() -> None:
     assert {t.name for t in targets(["relay"])} >= {"relay.wire", "relay.core"}
 
 
-@pytest.mark.parametrize("name", ["rift.header", "relay.wire", "net.impairment", "master.bodies"])
+@pytest.mark.parametrize(
+    "name", ["rift.header", "relay.wire", "net.impairment", "master.bodies", "gateway.bodies"]
+)
 def test_short_real_runs_pass(name: str) -> None:
     result = run_target(REGISTRY[name], seed=1, seconds=0.3)
     assert result.status == "pass", result.failure and result.failure.describe()

@@ -287,22 +287,41 @@ def _mdns_txt() -> Harness:
 # -- master ---------------------------------------------------------------------------------------
 
 
-def _master_bodies() -> Harness:
-    from pydantic import BaseModel, ValidationError
+def _body_models(base: type, *modules: Any) -> list[type]:
+    """Every request-body model (subclass of ``base``) defined in ``modules``, by name."""
+    found = {
+        obj
+        for module in modules
+        for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, base) and obj is not base
+    }
+    return sorted(found, key=lambda m: m.__name__)
 
+
+def _bodies_harness(
+    models: list[type], examples: dict[str, dict[str, Any]], check: Any = None
+) -> Harness:
+    """Input: one selector byte (which model) + a JSON body; ``model_validate_json``."""
+    from pydantic import ValidationError
+
+    seeds = [
+        bytes([i]) + json.dumps(examples.get(m.__name__, {})).encode() for i, m in enumerate(models)
+    ]
+
+    def call(data: bytes) -> None:
+        if not data:
+            return
+        body = models[data[0] % len(models)].model_validate_json(data[1:])  # type: ignore[attr-defined]
+        if check is not None:
+            check(body)
+
+    return Harness(seeds, call, (ValidationError,), 1500, json=True)
+
+
+def _master_bodies() -> Harness:
     from wavry.master import schemas
     from wavry.master.addresses import EndpointError, parse_endpoint
 
-    models: list[type[BaseModel]] = sorted(
-        (
-            obj
-            for obj in vars(schemas).values()
-            if isinstance(obj, type)
-            and issubclass(obj, schemas._Body)  # the request bodies share this base
-            and obj is not schemas._Body
-        ),
-        key=lambda m: m.__name__,
-    )
     hexsig = "ab" * 64
     examples: dict[str, dict[str, Any]] = {
         "RelayRegisterRequest": {
@@ -334,22 +353,42 @@ def _master_bodies() -> Harness:
         "UpdateStateRequest": {"relay_id": "r1", "new_state": "draining"},
         "RevokeRequest": {"wavry_id": _wavry_id(5)},
     }
-    seeds = [
-        bytes([i]) + json.dumps(examples.get(m.__name__, {})).encode() for i, m in enumerate(models)
-    ]
 
-    def call(data: bytes) -> None:
-        if not data:
-            return
-        model = models[data[0] % len(models)]
-        body = model.model_validate_json(data[1:])
+    def check(body: Any) -> None:
         for endpoint in getattr(body, "endpoints", ()):
             try:
                 parse_endpoint(endpoint)
             except EndpointError:
                 pass
 
-    return Harness(seeds, call, (ValidationError,), 1500, json=True)
+    models = _body_models(schemas._Body, schemas)  # the request bodies share this base
+    return _bodies_harness(models, examples, check)
+
+
+def _gateway_bodies() -> Harness:
+    try:
+        from wavry.gateway import api_admin, schemas
+    except ImportError as exc:
+        raise TargetUnavailable(f"wavry.gateway.schemas: {exc}") from None
+    login = {"email": "alice@example.com", "password": "SuperSecurePass123!"}
+    examples: dict[str, dict[str, Any]] = {
+        "RegisterRequest": {
+            **login,
+            "username": "alice",
+            "display_name": "Alice",
+            "public_key": "ab" * 32,
+        },
+        "LoginRequest": {**login, "totp_code": "123456"},
+        "RevokeSessionRequest": {"session_id": "0123456789abcdef"},
+        "TotpSetupRequest": {"password": login["password"]},
+        "TotpEnableRequest": {"code": "123456"},
+        "TotpDisableRequest": {"password": login["password"], "code": "123456"},
+        "ChallengeRequest": {"wavry_id": _wavry_id(5)},
+        "ChallengeVerifyRequest": {"challenge": "cd" * 32, "signature_hex": "ab" * 64},
+        "ShareRequest": {"username": "bob"},
+        "BanRequest": {"user_id": "u1", "reason": "spam", "duration_hours": 24},
+    }
+    return _bodies_harness(_body_models(schemas._Body, schemas, api_admin), examples)
 
 
 # -- gateway (being built: picked up when importable) ---------------------------------------------
@@ -483,6 +522,12 @@ TARGETS = [
         ("wavry.master.schemas", "wavry.master.addresses"),
         _master_bodies,
         "every master request body schema (pydantic) + relay endpoint parsing",
+    ),
+    Target(
+        "gateway.bodies",
+        ("wavry.gateway.schemas", "wavry.gateway.api_admin", "wavry.gateway.validation"),
+        _gateway_bodies,
+        "every gateway request body schema (pydantic, with the account normalisers)",
     ),
     Target(
         "gateway.signaling",
