@@ -152,16 +152,21 @@ class RedisFanout(Fanout):
         """Subscribe and wait for both confirmations, so nothing published afterwards is lost."""
         pubsub = self._redis.pubsub()
         channels = {self._node_channel(self.node_id), self._all_channel}
-        await pubsub.subscribe(*channels)
-        pending = {c.encode() for c in channels}
-        async with asyncio.timeout(10):
-            while pending:
-                msg = await pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
-                if msg is not None and msg.get("type") in (b"subscribe", "subscribe"):
-                    channel = msg.get("channel")
-                    if not isinstance(channel, bytes):
-                        channel = str(channel).encode()
-                    pending.discard(channel)
+        try:
+            await pubsub.subscribe(*channels)
+            pending = {c.encode() for c in channels}
+            async with asyncio.timeout(10):
+                while pending:
+                    msg = await pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
+                    if msg is not None and msg.get("type") in (b"subscribe", "subscribe"):
+                        channel = msg.get("channel")
+                        if not isinstance(channel, bytes):
+                            channel = str(channel).encode()
+                        pending.discard(channel)
+        except BaseException:
+            with contextlib.suppress(RedisError, OSError, RuntimeError):
+                await pubsub.aclose()
+            raise
         self._pubsub = pubsub
 
     async def aclose(self) -> None:
@@ -185,23 +190,28 @@ class RedisFanout(Fanout):
     async def _listen(self) -> None:
         backoff = 0.1
         while True:
-            try:
-                msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                self.lost_connections += 1
-                log.warning("signaling: Redis subscription lost (%s); reconnecting", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(self._reconnect_max, backoff * 2)
-                with contextlib.suppress(Exception):
-                    await self._pubsub.aclose()
+            if self._pubsub is None:  # lost: subscribe again, then restore our bindings
                 try:
                     await self._subscribe()
                     await self._reclaim()
+                    log.info("signaling: Redis subscription restored")
+                    backoff = 0.1
                 except (RedisError, OSError, TimeoutError):
+                    await asyncio.sleep(backoff)
+                    backoff = min(self._reconnect_max, backoff * 2)
                     continue
+            try:
+                msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError, RuntimeError) as exc:
+                self.lost_connections += 1
+                log.warning("signaling: Redis subscription lost (%s); reconnecting", exc)
+                pubsub, self._pubsub = self._pubsub, None
+                with contextlib.suppress(RedisError, OSError, RuntimeError):
+                    await pubsub.aclose()
+                await asyncio.sleep(backoff)
+                backoff = min(self._reconnect_max, backoff * 2)
                 continue
             if msg is None or msg.get("type") not in (b"message", "message"):
                 continue
