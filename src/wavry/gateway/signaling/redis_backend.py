@@ -150,7 +150,7 @@ class RedisFanout(Fanout):
 
     async def _subscribe(self) -> None:
         """Subscribe and wait for both confirmations, so nothing published afterwards is lost."""
-        pubsub = self._redis.pubsub()
+        pubsub: Any = self._redis.pubsub()
         channels = {self._node_channel(self.node_id), self._all_channel}
         try:
             await pubsub.subscribe(*channels)
