@@ -44,11 +44,14 @@ from tools.release.versioning import (
 __all__ = [
     "BuildError",
     "BuildResult",
+    "build_python",
     "build_release",
     "docker_available",
     "export_commit",
     "find_uv",
     "migration_head",
+    "run_cmd",
+    "tree_digest",
 ]
 
 Log = Callable[[str], None]
@@ -68,7 +71,7 @@ class BuildResult:
     files: tuple[str, ...]
 
 
-def _run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+def run_cmd(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-20:])
@@ -85,8 +88,8 @@ def find_uv() -> str:
 
 def export_commit(repo: Path, ref: str, dest: Path) -> tuple[str, int]:
     """Extract ``git archive ref`` into ``dest``; return (commit id, commit time)."""
-    commit = _run(["git", "-C", str(repo), "rev-parse", "--verify", f"{ref}^{{commit}}"]).strip()
-    epoch = int(_run(["git", "-C", str(repo), "log", "-1", "--format=%ct", commit]).strip())
+    commit = run_cmd(["git", "-C", str(repo), "rev-parse", "--verify", f"{ref}^{{commit}}"]).strip()
+    epoch = int(run_cmd(["git", "-C", str(repo), "log", "-1", "--format=%ct", commit]).strip())
     dest.mkdir(parents=True, exist_ok=True)
     with subprocess.Popen(
         ["git", "-C", str(repo), "archive", "--format=tar", commit], stdout=subprocess.PIPE
@@ -161,7 +164,7 @@ def _lint_dockerfiles(tree: Path) -> None:
         raise BuildError("Dockerfile lint failed:\n  " + "\n  ".join(problems))
 
 
-def _build_python(tree: Path, dest: Path, epoch: int, version: ReleaseVersion) -> list[Path]:
+def build_python(tree: Path, dest: Path, epoch: int, version: ReleaseVersion) -> list[Path]:
     try:
         import hatchling  # noqa: F401
     except ImportError as exc:
@@ -171,7 +174,7 @@ def _build_python(tree: Path, dest: Path, epoch: int, version: ReleaseVersion) -
     env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch))
     env.pop("VIRTUAL_ENV", None)
     raw = dest.parent / "python-build"
-    _run(
+    run_cmd(
         [
             find_uv(), "build", "--offline", "--no-build-isolation", "--python", sys.executable,
             "--out-dir", str(raw), str(tree),
@@ -188,7 +191,7 @@ def _build_python(tree: Path, dest: Path, epoch: int, version: ReleaseVersion) -
 
 
 def _requirements(tree: Path, wheel: Path) -> str:
-    text = _run(
+    text = run_cmd(
         [
             find_uv(), "export", "--frozen", "--offline", "--no-dev", "--no-emit-project",
             "--format", "requirements-txt", "--quiet",
@@ -256,12 +259,14 @@ def _build_images(
         with tarfile.open(ctx) as tar:
             tar.extractall(unpacked, filter="data")
         tag = f"wavry-{service}:{version.release}"
-        _run(
+        run_cmd(
             ["docker", "build", "--build-arg", f"WAVRY_VERSION={version.release}", "-t", tag,
              str(unpacked)],
             env=env,
         )  # fmt: skip
-        _run(["docker", "save", "-o", str(dest / assets.image_name(version, service, arch)), tag])
+        run_cmd(
+            ["docker", "save", "-o", str(dest / assets.image_name(version, service, arch)), tag]
+        )
 
 
 def build_release(
@@ -297,7 +302,7 @@ def build_release(
         log("Dockerfiles pass the lint rules: " + ", ".join(sorted(DOCKERFILES.values())))
         staging = scratch / "out"
         staging.mkdir()
-        wheel, _sdist = _build_python(tree, staging, epoch, rv)
+        wheel, _sdist = build_python(tree, staging, epoch, rv)
         contexts = _build_contexts(tree, staging, scratch, wheel, rv, epoch)
         _build_docs(tree, staging, rv, epoch)
         daemon = images != "never" and docker_available()

@@ -125,7 +125,9 @@ def _parse_sums(text: str, problems: list[str]) -> dict[str, str]:
     for n, line in enumerate(text.splitlines(), 1):
         m = _SUMS_LINE_RE.match(line)
         if m is None:
-            problems.append(f"{SUMS} line {n}: not '<64 lowercase hex>  <file name>': {line[:100]!r}")
+            problems.append(
+                f"{SUMS} line {n}: not '<64 lowercase hex>  <file name>': {line[:100]!r}"
+            )
             continue
         digest, name = m.groups()
         names.append(name)
@@ -202,9 +204,15 @@ def _check_assets(raw: Any, v: ReleaseVersion, problems: list[str]) -> dict[str,
                     f"{name}: manifest {key} {entry[key]!r} does not match the file name "
                     f"({getattr(kind, key)!r})"
                 )
-        if not isinstance(entry["sha256"], str) or not re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]):
+        if not isinstance(entry["sha256"], str) or not re.fullmatch(
+            r"[0-9a-f]{64}", entry["sha256"]
+        ):
             problems.append(f"{name}: manifest sha256 is not 64 lowercase hex")
-        if not isinstance(entry["size"], int) or isinstance(entry["size"], bool) or entry["size"] < 0:
+        if (
+            not isinstance(entry["size"], int)
+            or isinstance(entry["size"], bool)
+            or entry["size"] < 0
+        ):
             problems.append(f"{name}: manifest size is not a non-negative integer")
     names = [e["file"] for e in raw if isinstance(e, dict) and isinstance(e.get("file"), str)]
     if names != sorted(names):
@@ -282,7 +290,8 @@ def verify(directory: Path, *, expect_version: str | None = None) -> list[str]:
         want = sums.get(name)
         if want is not None and actual[name] != want:
             problems.append(
-                f"{name}: checksum mismatch (SHA256SUMS {want[:16]}..., file {actual[name][:16]}...)"
+                f"{name}: checksum mismatch (SHA256SUMS {want[:16]}..., "
+                f"file {actual[name][:16]}...)"
             )
         entry = listed.get(name)
         if entry is not None:

@@ -53,9 +53,10 @@ def write_tar_gz(dest: Path, members: Iterable[tuple[str, Path]], *, mtime: int)
             info.size = len(data)
             info.mode = 0o755 if src.stat().st_mode & 0o111 else 0o644
             tar.addfile(info, io.BytesIO(data))
-    with dest.open("wb") as out, gzip.GzipFile(
-        filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9
-    ) as gz:
+    with (
+        dest.open("wb") as out,
+        gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as gz,
+    ):
         gz.write(raw.getvalue())
 
 

@@ -73,7 +73,9 @@ class TrainResult:
         return [g.name for g in self.gates if g.ok is False]
 
 
-def _git(repo: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> str:
+def _git(
+    repo: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None
+) -> str:
     proc = subprocess.run(
         ["git", "-C", str(repo), *args],
         capture_output=True,
@@ -101,7 +103,9 @@ def read_tests_result(path: Path, head: str) -> tuple[bool, str]:
     return True, f"recorded pass of {data.get('command')!r} on {head[:12]}"
 
 
-def _version_gate(repo: Path, version: str, channel: str | None) -> tuple[Gate, ReleaseVersion | None]:
+def _version_gate(
+    repo: Path, version: str, channel: str | None
+) -> tuple[Gate, ReleaseVersion | None]:
     gate = Gate("version")
     try:
         v = ReleaseVersion.parse(version)

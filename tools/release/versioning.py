@@ -60,8 +60,8 @@ class ReleaseVersion:
 
     @classmethod
     def parse(cls, text: str) -> ReleaseVersion:
-        """A release version in channel form (``0.2.0``, ``0.2.0-canary.3``, ``0.2.0-unstable1``)."""
-        m = _RELEASE_RE.match(text)
+        """A release version in channel form: ``0.2.0``, ``0.2.0-canary.3``, ``0.2.0-unstable1``."""
+        m = _RELEASE_RE.fullmatch(text)
         if m is None:
             raise VersionError(
                 f"{text!r} is not a release version: use X.Y.Z (stable), X.Y.Z-canary.N (canary) "
@@ -76,7 +76,7 @@ class ReleaseVersion:
     @classmethod
     def from_pep440(cls, text: str) -> ReleaseVersion:
         """The release version a ``pyproject.toml`` version maps to (``0.2.0rc3`` -> canary.3)."""
-        m = _PEP440_RE.match(text)
+        m = _PEP440_RE.fullmatch(text)
         if m is None:
             raise VersionError(
                 f"pyproject version {text!r} is outside the release policy: use X.Y.Z, X.Y.ZrcN "

@@ -65,7 +65,9 @@ def test_source_date_epoch_is_the_commit_time(built_release: tuple[Path, BuildRe
                     assert owners == {(0, 0, "", "")}, name
 
 
-def test_explicit_epoch_changes_the_bytes(built_release: tuple[Path, BuildResult], tmp_path: Path) -> None:
+def test_explicit_epoch_changes_the_bytes(
+    built_release: tuple[Path, BuildResult], tmp_path: Path
+) -> None:
     out, result = built_release
     other = build_release(
         REPO, tmp_path / "o", ref=result.commit, images="never", source_date_epoch=1_700_000_000
@@ -89,7 +91,7 @@ def test_container_contexts(built_release: tuple[Path, BuildResult]) -> None:
         assert packed == (out / wheel).read_bytes()
         assert f"wavry @ file:///src/{wheel}" in reqs
         # every requirement is pinned with hashes (pip --require-hashes in the Dockerfile)
-        for block in reqs.split("\n") :
+        for block in reqs.split("\n"):
             if block and not block.startswith((" ", "#")):
                 assert "==" in block or block.startswith("wavry @"), block
         assert reqs.count("--hash=sha256:") > 50
@@ -108,7 +110,10 @@ def test_wheel_is_the_package(built_release: tuple[Path, BuildResult]) -> None:
     with zipfile.ZipFile(out / f"wavry-{result.version.pep440}-py3-none-any.whl") as zf:
         names = zf.namelist()
         meta = zf.read(f"wavry-{result.version.pep440}.dist-info/METADATA").decode()
-    assert "wavry/cli.py" in names and "wavry/storage/migrations/versions/0001_master_initial.py" in names
+    assert (
+        "wavry/cli.py" in names
+        and "wavry/storage/migrations/versions/0001_master_initial.py" in names
+    )
     assert f"Version: {result.version.pep440}\n" in meta
 
 

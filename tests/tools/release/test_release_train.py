@@ -41,7 +41,11 @@ def _ready(repo: Path, version: str, *, mark: str = "x", for_version: str | None
 
 
 def _state(repo: Path) -> tuple[str, str, str]:
-    return (_git(repo, "rev-parse", "HEAD"), _git(repo, "tag", "--list"), _git(repo, "status", "--porcelain"))
+    return (
+        _git(repo, "rev-parse", "HEAD"),
+        _git(repo, "tag", "--list"),
+        _git(repo, "status", "--porcelain"),
+    )
 
 
 @pytest.fixture

@@ -43,7 +43,9 @@ def test_built_release_verifies(built_release: tuple[Path, BuildResult]) -> None
     assert any("version" in p for p in verify(out, expect_version="9.9.9"))
 
 
-def test_release_directory_holds_only_the_artifacts(built_release: tuple[Path, BuildResult]) -> None:
+def test_release_directory_holds_only_the_artifacts(
+    built_release: tuple[Path, BuildResult],
+) -> None:
     out, result = built_release
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted([*result.files])
@@ -53,7 +55,10 @@ def test_release_directory_holds_only_the_artifacts(built_release: tuple[Path, B
         f"wavry-{v.pep440}{WHEEL_SUFFIX}",
         f"wavry-{v.pep440}.tar.gz",
         f"wavry-docs-{v.release}-any-any.tar.gz",
-        *(f"wavry-{s}-{v.release}-linux-any.context.tar.gz" for s in ("gateway", "master", "relay")),
+        *(
+            f"wavry-{s}-{v.release}-linux-any.context.tar.gz"
+            for s in ("gateway", "master", "relay")
+        ),
         SUMS,
         MANIFEST,
     }
@@ -234,8 +239,10 @@ def test_cli_verify_exit_status(release_copy: Path, capsys: pytest.CaptureFixtur
         st.text(max_size=200),
         st.recursive(
             st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-            lambda inner: st.lists(inner, max_size=4)
-            | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+            ),
             max_leaves=20,
         ).map(json.dumps),
     ),

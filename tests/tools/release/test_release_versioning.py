@@ -64,8 +64,9 @@ def test_pep440_outside_policy_refused(text: str) -> None:
 
 
 _versions = st.builds(
-    lambda a, b, c, ch, n: f"{a}.{b}.{c}"
-    + {"stable": "", "canary": f"-canary.{n}", "unstable": f"-unstable{n}"}[ch],
+    lambda a, b, c, ch, n: (
+        f"{a}.{b}.{c}" + {"stable": "", "canary": f"-canary.{n}", "unstable": f"-unstable{n}"}[ch]
+    ),
     st.integers(0, 999),
     st.integers(0, 999),
     st.integers(0, 999),
@@ -91,7 +92,9 @@ def test_parsers_never_crash(text: str) -> None:
 
 
 def test_unstable_before_canary_before_stable() -> None:
-    keys = [ReleaseVersion.parse(t).sort_key() for t in ("1.0.0-unstable9", "1.0.0-canary.1", "1.0.0")]
+    keys = [
+        ReleaseVersion.parse(t).sort_key() for t in ("1.0.0-unstable9", "1.0.0-canary.1", "1.0.0")
+    ]
     assert keys == sorted(keys)
 
 
