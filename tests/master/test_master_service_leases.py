@@ -121,7 +121,6 @@ async def test_route_disabled_without_token(make_app: AppFactory, engine: AsyncE
 @pytest.mark.parametrize(
     ("payload", "status"),
     [
-        (body(target_wavry_id=ALICE), 400),
         (body(target_wavry_id="A" * 42 + "B"), 400),  # not canonical
         (body(requester_wavry_id="short"), 400),
         (body(requester_role="admin"), 400),
@@ -133,6 +132,24 @@ async def test_bad_requests(client: httpx.AsyncClient, payload: dict, status: in
     await _relay(client)
     resp = await client.post("/v1/leases/session", json=payload, headers=GW_AUTH)
     assert resp.status_code == status, resp.text
+
+
+async def test_same_account_on_both_sides(client: httpx.AsyncClient, clock: Clock) -> None:
+    """One account's client reaching the same account's host: one ID, two roles."""
+    await _relay(client)
+    resp = await client.post(
+        "/v1/leases/session", json=body(target_wavry_id=ALICE), headers=GW_AUTH
+    )
+    assert resp.status_code == 201, resp.text
+    doc = resp.json()
+    assert (doc["requester"]["role"], doc["target"]["role"]) == ("client", "server")
+    verifier = LeaseVerifier({KID: PUB})
+    sid = uuid.UUID(doc["session_id"]).bytes
+    for lease in (doc["requester"], doc["target"]):
+        claims = verifier.verify(
+            lease["token"], now=clock(), relay_id="relay-1", session_id=sid, role=lease["role"]
+        )
+        assert claims.sub == ALICE
 
 
 async def test_no_relay_is_503(client: httpx.AsyncClient) -> None:

@@ -5,8 +5,10 @@ The gateway has already authenticated both peers (session tokens) and applied th
 (``Authorization: Bearer $WAVRY_MASTER_GATEWAY_TOKEN``, compared in constant time). Each peer's
 lease carries the role *that peer* presents to the relay: the requester (the RIFT client, which
 connects) gets ``requester_role`` (default ``client``), the target the other role. The gateway
-hands each lease only to its own peer. Without ``WAVRY_MASTER_GATEWAY_TOKEN`` the route answers
-403. Every refusal and every issued pair is audited.
+hands each lease only to its own peer. The two Wavry IDs may be equal (one account's client
+reaching the same account's host: the roles tell the peers apart). Without
+``WAVRY_MASTER_GATEWAY_TOKEN`` the route answers 403. Every refusal and every issued pair is
+audited.
 """
 
 from __future__ import annotations

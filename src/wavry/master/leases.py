@@ -96,8 +96,13 @@ class LeaseIssuer:
         self._rng = rng or random.Random()
         self._uuid = uuid_factory
 
-    def _lease(self, row: RelaySession, relay: Relay, wavry_id: str, now: float) -> IssuedLease:
-        role = row.requester_role if wavry_id == row.requester else other_role(row.requester_role)
+    def _lease(
+        self, row: RelaySession, relay: Relay, wavry_id: str, now: float, role: str | None = None
+    ) -> IssuedLease:
+        if role is None:
+            role = (
+                row.requester_role if wavry_id == row.requester else other_role(row.requester_role)
+            )
         expires = min(row.expires_at, now + self.cfg.ttl)
         claims = LeaseClaims(
             sub=wavry_id,
@@ -160,7 +165,8 @@ class LeaseIssuer:
     ) -> tuple[IssuedLease, IssuedLease]:
         """Open a session for a trusted service (the gateway) that has authenticated both peers
         itself: returns (requester's lease, target's lease), each with that peer's own role. The
-        Wavry IDs need not be registered here, but a banned one is refused."""
+        Wavry IDs need not be registered here, but a banned one is refused. They may be equal:
+        one account's client reaching the same account's host (the roles tell them apart)."""
         requester = await session.get(Identity, requester_id)
         if requester is not None and requester.banned:
             raise LeaseRefused(403, "the requester Wavry ID is banned")
@@ -171,8 +177,13 @@ class LeaseIssuer:
             requester_role=requester_role,
             region=region,
             now=now,
+            allow_same=True,
         )
-        return self._lease(row, relay, requester_id, now), self._lease(row, relay, target_id, now)
+        other = other_role(requester_role)
+        return (
+            self._lease(row, relay, requester_id, now, requester_role),
+            self._lease(row, relay, target_id, now, other),
+        )
 
     async def _open(
         self,
@@ -183,10 +194,11 @@ class LeaseIssuer:
         requester_role: str,
         region: str | None,
         now: float,
+        allow_same: bool = False,
     ) -> tuple[RelaySession, Relay]:
         if requester_role not in ROLES:
             raise LeaseRefused(400, "role must be 'client' or 'server'")
-        if target_id == requester_id:
+        if target_id == requester_id and not allow_same:
             raise LeaseRefused(400, "a session needs two different Wavry IDs")
         target = await session.get(Identity, target_id)
         if target is not None and target.banned:
