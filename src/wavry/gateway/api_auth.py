@@ -145,7 +145,7 @@ async def login(body: LoginRequest, request: Request) -> AuthResponse:
     ctx.metrics.inc("login_attempts")
     keys = [f"email:{body.email}", f"ip:{ctx.hash_ip(ip)}"]
     async with ctx.db() as db:
-        wait = await ctx.lockout.retry_after(db, keys, ctx.clock())
+        wait, had_failures = await ctx.lockout.status(db, keys, ctx.clock())
         user = await db.scalar(select(User).where(User.email == body.email))
     if wait > 0:
         ctx.metrics.inc("lockouts")
@@ -168,7 +168,8 @@ async def login(body: LoginRequest, request: Request) -> AuthResponse:
     if user.totp_secret_enc is not None:
         await _check_totp(request, user, body.totp_code, keys)
     async with ctx.db() as db, db.begin():
-        await ctx.lockout.clear(db, keys)
+        if had_failures:
+            await ctx.lockout.clear(db, keys)
         if ctx.passwords.needs_rehash(user.password_hash):
             db_user = await db.get(User, user.id)
             if db_user is not None:

@@ -39,14 +39,18 @@ class Lockout:
     def __init__(self, policy: LockoutPolicy) -> None:
         self.policy = policy
 
-    async def retry_after(self, db: AsyncSession, keys: list[str], now: float) -> float:
-        """Seconds until every key is unlocked (0 = not locked)."""
+    async def status(self, db: AsyncSession, keys: list[str], now: float) -> tuple[float, bool]:
+        """(seconds until every key is unlocked (0 = not locked), whether any key has failures)."""
         rows = (
             await db.scalars(
                 select(LoginFailure.locked_until).where(LoginFailure.identifier.in_(keys))
             )
         ).all()
-        return max([0.0, *(until - now for until in rows)])
+        return max([0.0, *(until - now for until in rows)]), bool(rows)
+
+    async def retry_after(self, db: AsyncSession, keys: list[str], now: float) -> float:
+        """Seconds until every key is unlocked (0 = not locked)."""
+        return (await self.status(db, keys, now))[0]
 
     async def record_failure(self, db: AsyncSession, keys: list[str], now: float) -> float:
         """Count one failure on every key; return the longest resulting lock (0 = none)."""
