@@ -244,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--coturn-threads", type=int, default=1, help="coturn relay threads (1)")
     b.add_argument("--no-pin", action="store_true", help="do not pin the relays to one CPU")
     b.set_defaults(func=_cmd_bench_relay)
+    from wavry.gateway.cli import add_gateway_bench_parser
+
+    add_gateway_bench_parser(bench_sub)
 
     p = sub.add_parser("doctor", help="check this machine for what Wavry needs")
     p.set_defaults(func=_cmd_doctor)
