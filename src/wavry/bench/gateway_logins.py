@@ -20,7 +20,7 @@ from typing import Any
 __all__ = ["format_gateway_logins", "run_gateway_logins"]
 
 PASSWORD = "benchmark password 1234"
-_UNLIMITED = {
+_UNLIMITED: dict[str, Any] = {
     "auth_rate_limit": 10**9, "account_rate_limit": 10**9, "post_auth_rate_limit": 10**9,
     "global_rate_limit": 10**9, "lockout_threshold": 10**9, "rate_max_keys": 10**6,
 }  # fmt: skip
