@@ -52,6 +52,7 @@ async def _run(
 ) -> dict[str, Any]:
     import httpx
     import uvicorn
+    from pydantic import SecretStr
 
     from wavry.gateway.app import create_app
     from wavry.gateway.settings import GatewaySettings
@@ -62,7 +63,7 @@ async def _run(
         engine = make_engine(url)
         await upgrade(engine)
         settings = GatewaySettings(
-            data_dir=Path(tmp), audit_ip_key="bench", argon2_memory_kib=memory_kib,
+            data_dir=Path(tmp), audit_ip_key=SecretStr("bench"), argon2_memory_kib=memory_kib,
             argon2_time_cost=time_cost, argon2_parallelism=parallelism,
             argon2_max_concurrency=argon2_threads, **_UNLIMITED,
         )  # fmt: skip
