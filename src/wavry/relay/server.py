@@ -173,6 +173,8 @@ class MasterClient:
         self.registrations = 0
         self.heartbeats_ok = 0
         self.failures = 0
+        #: why the last register/heartbeat failed ("" before any failure), e.g. "heartbeat: HTTP 404"
+        self.last_failure = ""
         self.pinned_kids: tuple[str, ...] = ()
         if settings.master_public_key is None and core.verifier is not None:
             self.pinned_kids = core.verifier.key_ids  # loaded from the pin file at start
@@ -263,6 +265,7 @@ class MasterClient:
             log.warning("master unreachable or refused (%s); relay is not ready", why)
         self.registered = False
         self.failures += 1
+        self.last_failure = why
 
     def _learn_keys(self, doc: dict[str, Any]) -> None:
         """Trust on first use when no key is configured; later answers never change the pin."""
@@ -537,6 +540,7 @@ class RelayServer:
             "registrations": m.registrations if m else 0,
             "heartbeats_ok": m.heartbeats_ok if m else 0,
             "failures_since_registration": m.failures if m else 0,
+            "last_failure": m.last_failure if m else "",
             "key_source": source,
             "key_ids": list(self.core.verifier.key_ids) if self.core.verifier else [],
         }
