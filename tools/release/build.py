@@ -97,6 +97,10 @@ def export_commit(repo: Path, ref: str, dest: Path) -> tuple[str, int]:
         assert proc.stdout is not None
         with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
             tar.extractall(dest, filter="data")
+        # tarfile stops at the end-of-archive marker; read git's trailing padding so it does
+        # not die of SIGPIPE
+        while proc.stdout.read(1 << 16):
+            pass
     if proc.returncode != 0:
         raise BuildError(f"git archive {commit} failed (exit {proc.returncode})")
     return commit, epoch
@@ -109,7 +113,7 @@ def migration_head(tree: Path) -> str | None:
     for path in sorted(versions.glob("*.py")) if versions.is_dir() else []:
         values: dict[str, object] = {}
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            target = node.target if isinstance(node, ast.AnnAssign) else None
+            target: ast.expr | None = node.target if isinstance(node, ast.AnnAssign) else None
             if isinstance(node, ast.Assign) and len(node.targets) == 1:
                 target = node.targets[0]
             value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
@@ -120,8 +124,8 @@ def migration_head(tree: Path) -> str | None:
                     continue
         rev, down = values.get("revision"), values.get("down_revision")
         if isinstance(rev, str):
-            parents = down if isinstance(down, tuple) else (down,) if isinstance(down, str) else ()
-            revisions[rev] = tuple(str(p) for p in parents)
+            downs = down if isinstance(down, tuple) else (down,) if isinstance(down, str) else ()
+            revisions[rev] = tuple(str(p) for p in downs)
     if not revisions:
         return None
     parents = {p for ps in revisions.values() for p in ps}

@@ -38,6 +38,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -191,8 +192,8 @@ def _install(release: Release, work: Path) -> None:
     got = run_cmd([release.wavry, "version"]).strip()
     if release.version.pep440 not in got:
         raise DrillError(f"{release.label}: installed `wavry version` says {got!r}")
-    probe = subprocess.run([release.wavry, "gateway", "--help"], capture_output=True, check=False)
-    release.has_gateway = probe.returncode == 0
+    with zipfile.ZipFile(release.wheel) as zf:
+        release.has_gateway = "wavry/gateway/cli.py" in zf.namelist()
 
 
 # --- services -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tools.release.build import find_uv
 from tools.release.cli import main as release_main
 from tools.release.manifest import verify
 from tools.release.policy import check_policy
@@ -80,8 +81,8 @@ def test_go_prepares_the_release(repo: Path, tmp_path: Path) -> None:
     assert manifest["commit"] == head
     assert manifest["source_date_epoch"] == int(_git(repo, "log", "-1", "--format=%ct"))
     # the bumped lock file is what uv itself would write
-    proc = subprocess.run(["uv", "lock", "--check", "--offline"], cwd=repo, capture_output=True,
-                          text=True)  # fmt: skip
+    cmd = [find_uv(), "lock", "--check", "--offline"]
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,11 +22,12 @@ def _name(d: Path, suffix: str) -> str:
     return found
 
 
-def _manifest(d: Path) -> dict:  # type: ignore[type-arg]
-    return json.loads((d / MANIFEST).read_text())
+def _manifest(d: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((d / MANIFEST).read_text())
+    return data
 
 
-def _write_manifest(d: Path, data: dict) -> None:  # type: ignore[type-arg]
+def _write_manifest(d: Path, data: dict[str, Any]) -> None:
     (d / MANIFEST).write_text(json.dumps(data, indent=2) + "\n")
 
 

@@ -109,12 +109,12 @@ def test_single_source_of_truth() -> None:
 def test_set_versions_touch_only_the_version() -> None:
     text = (REPO / "pyproject.toml").read_text()
     new = set_project_version(text, "9.8.7rc6")
-    assert [line for line in new.splitlines() if line not in text.splitlines()] == [
-        'version = "9.8.7rc6"'
-    ]
+    old_lines = set(text.splitlines())
+    assert [line for line in new.splitlines() if line not in old_lines] == ['version = "9.8.7rc6"']
     lock = (REPO / "uv.lock").read_text()
     new_lock = set_lock_version(lock, "9.8.7rc6")
-    changed = [line for line in new_lock.splitlines() if line not in lock.splitlines()]
+    lock_lines = set(lock.splitlines())
+    changed = [line for line in new_lock.splitlines() if line not in lock_lines]
     assert changed == ['version = "9.8.7rc6"']
     with pytest.raises(VersionError):
         set_lock_version("nothing here", "1.0.0")
