@@ -29,6 +29,7 @@ Examples:
   wavry show-id                print the Wavry ID of your identity
   wavry bench rift             measure the RIFT protocol core on this machine
   wavry bench relay            wavry relay vs coturn, same run (needs coturn)
+  wavry bench signaling        gateway offer->answer round trips with 1,000 WebSockets
   wavry doctor                 check this machine for what Wavry needs
 """
 
@@ -138,6 +139,25 @@ def _cmd_bench_stream(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_signaling(ns: argparse.Namespace) -> int:
+    from wavry.bench.signaling_bench import format_signaling_bench, run_signaling_bench
+
+    def progress(msg: str) -> None:
+        print(f"  … {msg}", file=sys.stderr)
+
+    result = run_signaling_bench(
+        pairs=ns.pairs,
+        rounds=ns.rounds,
+        seconds=ns.seconds,
+        window=ns.window,
+        database_url=ns.database_url,
+        policy_cache_secs=ns.policy_cache_secs,
+        progress=progress,
+    )
+    print(json.dumps(result, sort_keys=True) if ns.json else format_signaling_bench(result))
+    return 0
+
+
 def _cmd_bench_relay(ns: argparse.Namespace) -> int:
     from wavry.bench.relay_bench import BenchProfile, format_relay_bench, run_relay_bench
 
@@ -244,6 +264,23 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--coturn-threads", type=int, default=1, help="coturn relay threads (1)")
     b.add_argument("--no-pin", action="store_true", help="do not pin the relays to one CPU")
     b.set_defaults(func=_cmd_bench_relay)
+    b = bench_sub.add_parser(
+        "signaling",
+        help="gateway signaling: offer->answer round trip p50/p99 and messages/s per core",
+        description="Bind 2 x --pairs WebSockets (hosts and clients) to a gateway in its own "
+        "process, then measure OFFER_RIFT -> ANSWER_RIFT round trips (idle and all pairs at "
+        "once) and messages routed per second and per gateway CPU-second.",
+    )
+    b.add_argument("--pairs", type=int, default=500, help="host/client pairs (default 500)")
+    b.add_argument("--rounds", type=int, default=20, help="loaded round trips per pair (20)")
+    b.add_argument("--seconds", type=float, default=10.0, help="throughput window (10)")
+    b.add_argument("--window", type=int, default=4, help="offers outstanding per pair (4)")
+    b.add_argument("--database-url", help="database (default: a temporary SQLite file)")
+    b.add_argument(
+        "--policy-cache-secs", type=float, default=5.0, help="0: a DB lookup per offer (5)"
+    )
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.set_defaults(func=_cmd_bench_signaling)
     from wavry.gateway.cli import add_gateway_bench_parser
 
     add_gateway_bench_parser(bench_sub)

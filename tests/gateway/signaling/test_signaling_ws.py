@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from tests.gateway.signaling.conftest import Gateway
+from tests.gateway.signaling.conftest import Gateway, GatewayFactory
 from wavry.gateway.signaling import messages as m
 from wavry.rift.identity import Identity
 from wavry.rift.proto import rift_pb2
@@ -223,3 +223,19 @@ async def test_metrics_show_signaling(gw: Gateway) -> None:
     assert "wavry_gateway_signaling_hosts_bound 1" in text
     assert "wavry_gateway_ws_messages_total 1" in text
     await host.close()
+
+
+async def test_unshare_stops_offers(gateway_factory: GatewayFactory) -> None:
+    # without the policy cache an unshare takes effect at the next offer
+    async with gateway_factory(signaling={"policy_cache_secs": 0}) as gw:
+        bob, carol = await _pair(gw)
+        host = await gw.bind(bob, "host")
+        client = await gw.bind(carol, "client")
+        offer = {"type": "OFFER_RIFT", "target_username": "bob", "hello_b64": "AAAA"}
+        await client.send(offer)
+        await host.expect("OFFER_RIFT")
+        resp = await gw.http.delete("/v1/shares/carol", headers={"Authorization": f"Bearer {bob}"})
+        assert resp.status_code == 200, resp.text
+        await client.send(offer)
+        await client.expect_error("not_shared")
+        await host.silent()

@@ -170,6 +170,8 @@ class Hub:
         self.audit = audit
         self._on_count = on_count
         self.conns: dict[str, Conn] = {}
+        #: (sender user id, target username) -> monotonic time until which it is allowed
+        self._allowed: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._by_user: dict[str, set[Conn]] = {}
         self._watchers: dict[str, set[Conn]] = {}
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
@@ -317,9 +319,21 @@ class Hub:
 
     async def _policy(self, conn: Conn, target: str, session_id: str | None) -> bool:
         assert conn.principal is not None
+        key = (conn.principal.user_id, target)
+        now = self.monotonic()
+        until = self._allowed.get(key)
+        if until is not None and until > now:
+            return True
         ok, reason = await self.directory.may_connect(conn.principal, target)
         if ok:
+            ttl = self.settings.policy_cache_secs
+            if ttl > 0:
+                self._allowed[key] = now + ttl
+                self._allowed.move_to_end(key)
+                while len(self._allowed) > self.settings.policy_cache_max:
+                    self._allowed.popitem(last=False)
             return True
+        self._allowed.pop(key, None)
         self.count("ws_refused_policy", 1)
         code = ErrorCode.UNKNOWN_TARGET if reason == "unknown_target" else ErrorCode.NOT_SHARED
         text = (
@@ -547,6 +561,8 @@ class Hub:
             if not isinstance(user, str) or not isinstance(hashes, list):
                 return
             revoked = set(hashes)
+            for key in [k for k in self._allowed if k[0] == user]:
+                del self._allowed[key]
             for conn in list(self._by_user.get(user, ())):
                 if conn.principal is not None and conn.principal.token_hash in revoked:
                     self.kill(conn, ErrorCode.INVALID_TOKEN, "session revoked")

@@ -49,6 +49,12 @@ class SignalingSettings(BaseSettings):
     #: clients one host connection remembers as offerers (oldest forgotten beyond it)
     rendezvous_max: int = Field(default=256, ge=1, le=65_536)
 
+    #: how long an allowed (sender, target) pair is remembered before the database is asked
+    #: again; a removed share stops new offers within this time (0: ask every time). Refusals
+    #: are never cached, and a revoked or banned user's entries are dropped at once.
+    policy_cache_secs: float = Field(default=5.0, ge=0, le=300)
+    policy_cache_max: int = Field(default=65_536, ge=1, le=10_000_000)
+
     # --- relay requests ---
     #: REQUEST_RELAY per account per window
     relay_rate_limit: int = Field(default=10, ge=1)
