@@ -239,3 +239,16 @@ async def test_register_validation(client: httpx.AsyncClient, field: str, value:
     body = resp.json()
     assert body["error"] == "invalid request"
     assert any(field in d["loc"] for d in body["detail"])
+
+
+async def test_refusal_floods_are_audited_sparingly(make_app: AppFactory) -> None:
+    app = make_app(auth_rate_limit=1)
+    async with asgi_client(app) as c:
+        for _ in range(30):
+            await c.get("/auth/me", headers=bearer("x" * 64))
+        for _ in range(5):
+            await c.post("/auth/register", json=register_body(9))
+        events = (await c.get("/admin/api/audit?limit=1000", headers=ADMIN_AUTH)).json()["events"]
+    refused_tokens = [e for e in events if e["action"] == "me"]
+    limited = [e for e in events if e["outcome"] == "rate_limited"]
+    assert len(refused_tokens) == 10 and len(limited) == 1

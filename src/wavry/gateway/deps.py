@@ -25,6 +25,10 @@ __all__ = [
 ]
 
 
+#: audit rows for refused session tokens per client address and minute
+AUDIT_401_PER_MIN = 10
+
+
 def context(request: Request) -> GatewayContext:
     ctx: GatewayContext = request.app.state.gateway
     return ctx
@@ -79,7 +83,9 @@ async def rate_limit(
     ctx = context(request)
     if await ctx.hit(key, limit, window_secs):
         return
-    await audit(request, action, "rate_limited", details={"limit": key.split(":", 1)[0]})
+    # one audit row per key and window: a flood must not become a flood of database writes
+    if await ctx.limiter.hit(f"audit:{key}", limit=1, window_secs=window_secs):
+        await audit(request, action, "rate_limited", details={"limit": key.split(":", 1)[0]})
     raise ApiError(
         429, "too many requests; try again later", headers={"Retry-After": str(int(window_secs))}
     )
@@ -94,7 +100,10 @@ async def require_user(request: Request, action: str) -> Principal:
         principal = await ctx.resolve_token(token)
     if principal is None:
         reason = "missing" if token is None else "invalid_token"
-        await audit(request, action, "auth_failed", details={"reason": reason})
+        # audited, but at most AUDIT_401_PER_MIN rows per address and minute
+        ip = ctx.client_ip(request)
+        if await ctx.limiter.hit(f"audit-401:{ip}", limit=AUDIT_401_PER_MIN, window_secs=60.0):
+            await audit(request, action, "auth_failed", details={"reason": reason})
         raise ApiError(
             401, "missing, invalid or expired session token", headers={"WWW-Authenticate": "Bearer"}
         )
