@@ -49,6 +49,7 @@ __all__ = [
     "docker_available",
     "export_commit",
     "find_uv",
+    "locked_python",
     "migration_head",
     "run_cmd",
     "tree_digest",
@@ -168,19 +169,36 @@ def _lint_dockerfiles(tree: Path) -> None:
         raise BuildError("Dockerfile lint failed:\n  " + "\n  ".join(problems))
 
 
-def build_python(tree: Path, dest: Path, epoch: int, version: ReleaseVersion) -> list[Path]:
+def locked_python(repo: Path) -> str:
+    """A Python with the locked hatchling: this one, else the project's ``.venv``."""
     try:
         import hatchling  # noqa: F401
-    except ImportError as exc:
-        raise BuildError(
-            f"hatchling is not installed in {sys.executable} (run `uv sync --locked`)"
-        ) from exc
+
+        return sys.executable
+    except ImportError:
+        pass
+    venv_python = repo / ".venv" / "bin" / "python"
+    if venv_python.is_file():
+        probe = subprocess.run(
+            [str(venv_python), "-c", "import hatchling"], capture_output=True, check=False
+        )
+        if probe.returncode == 0:
+            return str(venv_python)
+    raise BuildError(
+        f"hatchling (locked in uv.lock) is not installed in {sys.executable} nor in "
+        f"{venv_python}: run ./scripts/bootstrap.sh (uv sync --locked)"
+    )
+
+
+def build_python(
+    tree: Path, dest: Path, epoch: int, version: ReleaseVersion, python: str
+) -> list[Path]:
     env = dict(os.environ, SOURCE_DATE_EPOCH=str(epoch))
     env.pop("VIRTUAL_ENV", None)
     raw = dest.parent / "python-build"
     run_cmd(
         [
-            find_uv(), "build", "--offline", "--no-build-isolation", "--python", sys.executable,
+            find_uv(), "build", "--offline", "--no-build-isolation", "--python", python,
             "--out-dir", str(raw), str(tree),
         ],
         env=env,
@@ -306,7 +324,7 @@ def build_release(
         log("Dockerfiles pass the lint rules: " + ", ".join(sorted(DOCKERFILES.values())))
         staging = scratch / "out"
         staging.mkdir()
-        wheel, _sdist = build_python(tree, staging, epoch, rv)
+        wheel, _sdist = build_python(tree, staging, epoch, rv, locked_python(repo))
         contexts = _build_contexts(tree, staging, scratch, wheel, rv, epoch)
         _build_docs(tree, staging, rv, epoch)
         daemon = images != "never" and docker_available()

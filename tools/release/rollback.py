@@ -51,6 +51,7 @@ from tools.release.build import (
     build_python,
     export_commit,
     find_uv,
+    locked_python,
     migration_head,
     run_cmd,
 )
@@ -143,7 +144,13 @@ def _export(repo: Path, ref: str, label: str, work: Path) -> tuple[Path, str, in
 
 
 def _build(
-    tree: Path, commit: str, epoch: int, label: str, work: Path, version: ReleaseVersion | None
+    repo: Path,
+    tree: Path,
+    commit: str,
+    epoch: int,
+    label: str,
+    work: Path,
+    version: ReleaseVersion | None,
 ) -> Release:
     """Wheel and sdist of an exported tree, built like ``build`` does (same code, same pins)."""
     if version is None:
@@ -157,7 +164,7 @@ def _build(
             p.write_text(setter(p.read_text(encoding="utf-8"), version.pep440), encoding="utf-8")
     out = work / f"release-{label}"
     out.mkdir()
-    wheel, sdist = build_python(tree, out, epoch, version)
+    wheel, sdist = build_python(tree, out, epoch, version, locked_python(repo))
     return Release(label, commit, version, migration_head(tree), wheel, sdist)
 
 
@@ -458,11 +465,11 @@ def _drill(
     old_tree, old_commit, old_epoch, old_head = _export(repo, old_ref, "old", work)
     if old_head == new_head:
         raise DrillError(f"N-1 and N have the same schema head {new_head}: no migration to cross")
-    new = _build(new_tree, new_commit, new_epoch, "new", work, None)
+    new = _build(repo, new_tree, new_commit, new_epoch, "new", work, None)
     old_version = _pick_old_version(
         ReleaseVersion.from_pep440(read_project_version(old_tree)), new.version
     )
-    old = _build(old_tree, old_commit, old_epoch, "old", work, old_version)
+    old = _build(repo, old_tree, old_commit, old_epoch, "old", work, old_version)
     phases["build"] = time.monotonic() - t
     log(f"built N-1 {old.version} ({old.commit[:10]}, schema {old.head}) and "
         f"N {new.version} ({new.commit[:10]}, schema {new.head})")  # fmt: skip
