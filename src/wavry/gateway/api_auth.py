@@ -42,6 +42,10 @@ GENERIC_LOGIN_FAILURE = "invalid email or password"
 REGISTER_CONFLICT = "that email or username is not available"
 
 
+class _Taken(Exception):
+    """The email or the username already has an account."""
+
+
 def _errors(*codes: int) -> dict[int | str, dict[str, object]]:
     return {code: {"model": ErrorBody} for code in codes}
 
@@ -105,14 +109,14 @@ async def register(body: RegisterRequest, request: Request) -> AuthResponse:
                 select(User.id).where((User.email == body.email) | (User.username == body.username))
             )
             if taken is not None:
-                raise IntegrityError("conflict", None, ValueError("taken"))
+                raise _Taken
             db.add(user)
             await db.flush()
             token, row = await ctx.session_store.issue(
                 db, user.id, now, ip_hash=ctx.hash_ip(ip),
                 user_agent=request.headers.get("user-agent"),
             )  # fmt: skip
-    except IntegrityError:
+    except (IntegrityError, _Taken):  # checked first; the unique constraints close the race
         await audit(request, "register", "conflict", target_id=email_ref(body.email),
                     details={"username": body.username})  # fmt: skip
         raise ApiError(409, REGISTER_CONFLICT) from None

@@ -34,6 +34,10 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
+class _Bound(Exception):
+    """The Wavry ID is bound to another account."""
+
+
 def bind_message(user_id: str, challenge: bytes) -> bytes:
     """The bytes the Wavry ID's key signs: context, the account id, a newline, the challenge."""
     return BIND_CONTEXT + user_id.encode() + b"\n" + challenge
@@ -109,12 +113,12 @@ async def verify(body: ChallengeVerifyRequest, request: Request) -> ChallengeVer
                 select(User.id).where(User.wavry_id == row.wavry_id, User.id != principal.user_id)
             )
             if other is not None:
-                raise IntegrityError("bound", None, ValueError("bound"))
+                raise _Bound
             user = await db.get(User, principal.user_id)
             if user is None:
                 raise ApiError(401, "missing, invalid or expired session token")
             user.wavry_id = row.wavry_id
-    except IntegrityError:
+    except (IntegrityError, _Bound):  # checked first; the unique constraint closes the race
         await audit(request, "bind_verify", "conflict", actor=f"user:{principal.user_id}",
                     target_type="wavry_id", target_id=row.wavry_id)  # fmt: skip
         raise ApiError(409, "this Wavry ID is bound to another account") from None
