@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -156,10 +157,65 @@ def test_out_must_be_empty(tmp_path: Path) -> None:
         build_release(REPO, tmp_path, images="never")
 
 
-@pytest.mark.skipif(docker_available(), reason="a Docker daemon answers here")
-def test_images_require_without_daemon(tmp_path: Path) -> None:
+FAKE_DOCKER = """#!/bin/sh
+# A Docker CLI stand-in: `info` answers (or not), `build` and `save` are recorded.
+case "$1" in
+  info)
+    [ "$FAKE_DOCKER_DAEMON" = 1 ] || { echo "Cannot connect to the Docker daemon" >&2; exit 1; }
+    case "$3" in *Architecture*) echo x86_64 ;; *) echo 99.0.0 ;; esac ;;
+  build)
+    for last; do :; done
+    test -f "$last/Dockerfile" || exit 3
+    echo "$@" >> "$FAKE_DOCKER_LOG" ;;
+  save) printf 'saved %s\n' "$4" > "$3" ;;
+  *) exit 2 ;;
+esac
+"""
+
+
+@pytest.fixture
+def fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text(FAKE_DOCKER)
+    docker.chmod(0o755)
+    log = tmp_path / "docker.log"
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_DOCKER_LOG", str(log))
+    return log
+
+
+def test_images_require_without_a_daemon(
+    fake_docker: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FAKE_DOCKER_DAEMON", "0")  # a docker client without a daemon, as here
+    assert not docker_available()
     with pytest.raises(BuildError, match="no Docker daemon"):
         build_release(REPO, tmp_path / "o", images="require")
+    result = build_release(REPO, tmp_path / "auto", images="auto")
+    assert not result.images_built and not fake_docker.exists()
+
+
+def test_images_with_a_daemon(
+    fake_docker: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Where a daemon answers, each context is built and saved as a listed, verified asset."""
+    monkeypatch.setenv("FAKE_DOCKER_DAEMON", "1")
+    out = tmp_path / "o"
+    result = build_release(REPO, out, images="auto")
+    assert result.images_built
+    v = result.version
+    for service in ("gateway", "master", "relay"):
+        assert f"wavry-{service}-{v.release}-linux-amd64.image.tar" in result.files
+    builds = fake_docker.read_text().splitlines()
+    assert len(builds) == 3
+    assert all(f"WAVRY_VERSION={v.release}" in b and f":{v.release} " in b for b in builds)
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["images_built"] is True
+    assert verify(out) == []
+    (out / f"wavry-relay-{v.release}-linux-amd64.image.tar").unlink()
+    assert any("missing" in p for p in verify(out))
 
 
 def test_migration_head(tmp_path: Path) -> None:
