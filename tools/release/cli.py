@@ -167,6 +167,7 @@ def _cmd_rollback_drill(ns: argparse.Namespace) -> int:
             old_ref=ns.old_ref,
             new_ref=ns.new_ref,
             workdir=Path(ns.workdir) if ns.workdir else None,
+            allow_same_schema=ns.allow_same_schema,
             log=_say,
         )
     except DrillError as exc:
@@ -239,6 +240,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--old-ref", help="commit of release N-1 (default: before the newest migration)")
     r.add_argument("--new-ref", default="HEAD", help="commit of release N (default HEAD)")
     r.add_argument("--workdir", help="keep venvs, database and logs here (default: temporary)")
+    r.add_argument(
+        "--allow-same-schema",
+        action="store_true",
+        help="accept N-1 and N with the same migration head (package-only rollback)",
+    )
     r.set_defaults(func=_cmd_rollback_drill)
     return p
 

@@ -438,8 +438,11 @@ def run_drill(
     old_ref: str | None = None,
     new_ref: str = "HEAD",
     workdir: Path | None = None,
+    allow_same_schema: bool = False,
     log: Log = lambda _: None,
 ) -> DrillReport:
+    """Run the drill; ``allow_same_schema`` accepts a pair without a migration between them
+    (a package-only rollback), which the default pair never is."""
     t_start = time.monotonic()
     old_ref = old_ref or default_old_ref(repo, new_ref)
     with contextlib.ExitStack() as stack:
@@ -451,19 +454,25 @@ def run_drill(
             if any(work.iterdir()):
                 raise DrillError(f"{work} is not empty")
         try:
-            return _drill(repo, old_ref, new_ref, work, log, t_start)
+            return _drill(repo, old_ref, new_ref, work, log, t_start, allow_same_schema)
         except (BuildError, httpx.HTTPError, sqlite3.Error, OSError) as exc:
             raise DrillError(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _drill(
-    repo: Path, old_ref: str, new_ref: str, work: Path, log: Log, t_start: float
+    repo: Path,
+    old_ref: str,
+    new_ref: str,
+    work: Path,
+    log: Log,
+    t_start: float,
+    allow_same_schema: bool,
 ) -> DrillReport:
     phases: dict[str, float] = {}
     t = time.monotonic()
     new_tree, new_commit, new_epoch, new_head = _export(repo, new_ref, "new", work)
     old_tree, old_commit, old_epoch, old_head = _export(repo, old_ref, "old", work)
-    if old_head == new_head:
+    if old_head == new_head and not allow_same_schema:
         raise DrillError(f"N-1 and N have the same schema head {new_head}: no migration to cross")
     new = _build(repo, new_tree, new_commit, new_epoch, "new", work, None)
     old_version = _pick_old_version(
@@ -520,10 +529,16 @@ def _drill(
         with _running(Service(new, "gateway", data, logs)) as g:
             _gateway_account(g, register=not old.has_gateway)
     phases["upgrade"] = time.monotonic() - t
+    gateway_upgrade = ""
+    if new.has_gateway:
+        gateway_upgrade = (
+            ", the N-1 gateway account logs in"
+            if old.has_gateway
+            else ", gateway account registered and logged in"
+        )
     report.checks.append(
         f"upgrade to N {new.version}: schema {old.head} -> {new.head}, N-1 data served, "
-        "new data written"
-        + (", gateway account registered and logged in" if new.has_gateway else "")
+        "new data written" + gateway_upgrade
     )
 
     # 3. rollback: schema down with N's code, then N-1 again
@@ -558,6 +573,7 @@ def _drill(
         f"rollback to N-1 {old.version}: schema {new.head} -> {old.head}, master healthy, "
         f"all {sum(len(r) for _, r in snap_n1.values())} N-1 rows intact, relay written under N "
         "kept, same signing key, identity logs in"
+        + (", gateway rows intact and the account logs in" if old.has_gateway else "")
     )
     if new.has_gateway and not old.has_gateway:
         report.notes.append(
