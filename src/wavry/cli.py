@@ -7,6 +7,7 @@ failed, 2 = bad usage.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -32,6 +33,13 @@ Examples:
   wavry bench signaling        gateway offer->answer round trips with 1,000 WebSockets
   wavry doctor                 check this machine for what Wavry needs
 """
+
+
+def _json_option(p: argparse.ArgumentParser, text: str = "print one JSON object") -> None:
+    """``--json`` prints the JSON on stdout; ``--json PATH`` writes it to PATH (see ``main``)."""
+    p.add_argument(
+        "--json", nargs="?", const=True, default=False, metavar="PATH", help=f"{text} (to PATH)"
+    )
 
 
 def _cmd_version(_: argparse.Namespace) -> int:
@@ -231,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
         "packetize+encrypt+FEC a 35 KB keyframe and an 18 KB P-frame, the receive path per "
         "packet, frame delivery under 5%% loss with jitter, and DELTA on a simulated 10 Mbps link.",
     )
-    b.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    _json_option(b, "print one JSON object instead of a table")
     b.add_argument(
         "--quick", action="store_true", help="shorter runs (less precise), for smoke tests"
     )
@@ -247,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=float, default=10.0)
     b.add_argument("--resolution", default="1280x720")
     b.add_argument("--fps", type=int, default=60)
-    b.add_argument("--json", action="store_true")
+    _json_option(b)
     b.set_defaults(func=_cmd_bench_stream)
     b = bench_sub.add_parser(
         "relay",
@@ -338,6 +346,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        target = getattr(ns, "json", None)
+        if isinstance(target, str):  # ``--json PATH``: the command's JSON goes to PATH
+            ns.json = True
+            with open(target, "w", encoding="utf-8") as out, contextlib.redirect_stdout(out):
+                return int(ns.func(ns))
         return int(ns.func(ns))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
