@@ -53,11 +53,13 @@ def test_structure(result: dict[str, Any]) -> None:
             assert summary[name]["pps_per_core"] > 0
         assert summary["ratio_wavry_over_coturn"] > 0
         assert len(summary["ratios"]) == 1
-    for name in ("wavry", "coturn"):
-        lat = result["latency"][name]
-        for key in ("relayed_us", "direct_us", "added_us", "added_paired_us"):
-            assert set(lat[key]) == {"p50", "p99"}
-        assert lat["relayed_us"]["p50"] > 0 and lat["direct_us"]["p50"] > 0
+    assert set(result["latency"]) == {"normal", "realtime"}
+    for mode in ("normal", "realtime"):
+        for name in ("wavry", "coturn"):
+            lat = result["latency"][mode][name]
+            for key in ("relayed_us", "direct_us", "added_us", "added_paired_us"):
+                assert set(lat[key]) == {"p50", "p99"}
+            assert lat["relayed_us"]["p50"] > 0 and lat["direct_us"]["p50"] > 0
 
 
 @pytest.mark.parametrize("relay", ["wavry", "coturn"])
@@ -79,10 +81,11 @@ def test_packets_went_through_and_add_up(result: dict[str, Any], relay: str) -> 
             assert unaccounted == c["dropped_packets"]
         else:
             assert 0 <= unaccounted <= max(100, t["sent"] // 100)
-    lat = result["latency"][relay]
-    assert lat["received_relayed"] > 0
-    assert lat["received_relayed"] <= lat["sent_per_path"]
-    assert lat["received_direct"] <= lat["sent_per_path"]
+    for mode in ("normal", "realtime"):
+        lat = result["latency"][mode][relay]
+        assert lat["received_relayed"] > 0
+        assert lat["received_relayed"] <= lat["sent_per_path"]
+        assert lat["received_direct"] <= lat["sent_per_path"]
 
 
 def test_human_table(tmp_path: Path) -> None:
@@ -97,10 +100,11 @@ def test_human_table(tmp_path: Path) -> None:
                         "saturated": False}],
         "summary": {"1": {"wavry": {"pps_per_core": 30}, "coturn": {"pps_per_core": 40},
                           "ratio_wavry_over_coturn": 0.75, "ratios": [0.75]}},
-        "latency": {"wavry": {k: {"p50": 1.0, "p99": 2.0} for k in
+        "latency": {"realtime": {"wavry": {k: {"p50": 1.0, "p99": 2.0} for k in
                               ("relayed_us", "direct_us", "added_us", "added_paired_us")}
                     | {"relay_cpu_pct": 1.0, "achieved_pps": 10.0, "received_relayed": 1,
-                       "sent_per_path": 1}},
+                       "sent_per_path": 1, "realtime": False}}},
     }  # fmt: skip
     text = format_relay_bench(doc)
     assert "(not saturated)" in text and "ratio 0.75" in text and "p99" in text
+    assert "SCHED_FIFO refused" in text

@@ -14,15 +14,23 @@ Every datagram the relay receives is 1200 bytes. The generator (``wavry.bench.re
 sends as fast as it can; after a warm-up the benchmark reads, at the start and the end of the
 window: datagrams sent, datagrams delivered to the receiver sockets (read, or dropped by a full
 receiver buffer), datagrams the kernel dropped at the relay's sockets, and the relay process's
-CPU time (utime + stime of all its threads, /proc/<pid>/stat). Packets/s per core = delivered /
-relay CPU seconds. The relay should be at ~100 % of its CPU (``relay_cpu_pct``) with offered >
-forwarded: that is a saturated relay. Runs alternate ours/coturn and are repeated; ratios are
-taken within each repetition and the median reported.
+CPU time: all its threads, from /proc/<pid>/task/*/schedstat (nanoseconds; the same total that
+utime + stime of /proc/<pid>/stat add up to, whose 10 ms ticks are too coarse for short runs;
+utime and stime are still reported for the user/kernel split). Packets/s per core = delivered /
+relay CPU seconds. A run counts as saturated when the relay's input socket overflowed
+(``relay_socket_drops`` > 0): the relay always had work whenever it ran. On an idle machine it
+is then at ~100 % of its CPU; on a shared one other processes take part of that CPU
+(``relay_core_busy_pct`` shows the CPU was busy), which is why the figure is per CPU-second and
+not per wall-clock second. Runs alternate ours/coturn and are repeated; ratios are taken within
+each repetition and the median reported.
 
 Latency: one session per relay at ``latency_rate`` packets/s (1200 B) plus a direct stream at
 the same rate from the same sender to a plain socket, half an interval apart; one-way latency
 from timestamps in the payload (one clock: CLOCK_MONOTONIC of this host). Added latency =
 relayed - direct, as quantile differences and per pair of packets with the same sequence.
+Measured twice: with normal scheduling (nothing pinned; what a relay on a host with idle CPU
+sees, and on a shared machine also other processes' time slices), and "realtime", with the
+relay, sender and receiver at SCHED_FIFO so other work cannot preempt them (when permitted).
 """
 
 from __future__ import annotations
@@ -47,8 +55,10 @@ from wavry.bench.relay_load import (
     latency_receiver,
     latency_sender,
     proc_cpu_seconds,
+    proc_runtime_seconds,
     receiver,
     sender,
+    set_realtime,
     udp_drops,
 )
 from wavry.bench.relay_targets import (
@@ -75,6 +85,9 @@ class BenchProfile:
     receivers: int = 1
     pin: bool = True
     latency_pin: bool = False
+    #: latency is measured under normal scheduling and, where permitted, with the relay, sender
+    #: and receiver at SCHED_FIFO (other work on a shared machine cannot preempt them)
+    latency_modes: tuple[str, ...] = ("normal", "realtime")
 
     @classmethod
     def quick(cls) -> BenchProfile:
@@ -87,7 +100,8 @@ class BenchProfile:
 @dataclass
 class _Snapshot:
     t: float
-    cpu: tuple[float, float]  # user, system seconds
+    cpu: tuple[float, float]  # user, system seconds (/proc/<pid>/stat, clock ticks)
+    runtime: float  # CPU seconds, all threads, ns resolution (schedstat)
     sent: int
     received: int
     relay_drops: int
@@ -146,6 +160,7 @@ def measure_throughput(relay: Relay, sessions: int, profile: BenchProfile) -> di
         return _Snapshot(
             t=time.monotonic(),
             cpu=proc_cpu_seconds(relay.pid),
+            runtime=proc_runtime_seconds(relay.pid),
             sent=sum(counters[i] for i in send_slots),
             received=sum(counters[i] for i in recv_slots),
             relay_drops=udp_drops(relay.input_ports),
@@ -188,7 +203,7 @@ def _throughput_row(
 ) -> dict[str, Any]:
     dt = b.t - a.t
     user, system = b.cpu[0] - a.cpu[0], b.cpu[1] - a.cpu[1]
-    cpu = user + system
+    cpu = b.runtime - a.runtime
     delivered = (b.received - a.received) + (b.receiver_drops - a.receiver_drops)
     drops = b.relay_drops - a.relay_drops
     out: dict[str, Any] = {
@@ -197,7 +212,7 @@ def _throughput_row(
         "window_s": round(dt, 3),
         "offered_pps": round((b.sent - a.sent) / dt),
         "forwarded_pps": round(delivered / dt),
-        "relay_cpu_s": round(cpu, 3),
+        "relay_cpu_s": round(cpu, 4),
         "relay_user_s": round(user, 3),
         "relay_system_s": round(system, 3),
         "relay_cpu_pct": round(100 * cpu / dt, 1),
@@ -238,36 +253,43 @@ def _us(values: list[float]) -> dict[str, float | None]:
     return {f"p{q}": None if (v := _percentile(s, q)) is None else round(v, 1) for q in (50, 99)}
 
 
-def measure_latency(relay: Relay, profile: BenchProfile) -> dict[str, Any]:
+def measure_latency(
+    relay: Relay, profile: BenchProfile, *, realtime: bool = False
+) -> dict[str, Any]:
     """One-way latency at ``latency_rate`` through the relay and directly, interleaved.
 
     Not pinned unless ``profile.latency_pin``: a relay that shares its only CPU with another
     busy process waits for its time slice (milliseconds), which is the machine, not the relay.
+    With ``realtime`` the relay, sender and receiver run SCHED_FIFO during the measurement
+    (where permitted; the row says whether it was), for the same reason.
     """
     relay_cpus, load_cpus = _cpu_sets(profile.latency_pin)
     pin_process(relay.pid, relay_cpus or set(os.sched_getaffinity(0)))
+    realtime = realtime and set_realtime(relay.pid, True)
     ctx = multiprocessing.get_context("fork")
     (flow,) = relay.open_flows(1)
     direct_rx, direct_tx = udp_socket(), udp_socket()
     direct_tx.connect(direct_rx.getsockname())
     rx_parent, rx_child = ctx.Pipe(duplex=False)
     tx_parent, tx_child = ctx.Pipe(duplex=False)
-    rx = ctx.Process(target=latency_receiver, daemon=True, args=(
-        flow.recv_sock, flow.recv_offset, direct_rx, 0.5, rx_child, load_cpus))  # fmt: skip
-    tx = ctx.Process(target=latency_sender, daemon=True, args=(
-        flow, direct_tx, DATAGRAM_SIZE, profile.latency_rate, profile.latency_seconds,
-        tx_child, load_cpus))  # fmt: skip
+    rx_args = (flow.recv_sock, flow.recv_offset, direct_rx, 0.5, rx_child, load_cpus, realtime)
+    rx = ctx.Process(target=latency_receiver, daemon=True, args=rx_args)
+    tx_args = (flow, direct_tx, DATAGRAM_SIZE, profile.latency_rate, profile.latency_seconds,
+               tx_child, load_cpus, realtime)  # fmt: skip
+    tx = ctx.Process(target=latency_sender, daemon=True, args=tx_args)
     try:
         rx.start()
         time.sleep(0.1)
-        cpu0, t0 = sum(proc_cpu_seconds(relay.pid)), time.monotonic()
+        cpu0, t0 = proc_runtime_seconds(relay.pid), time.monotonic()
         tx.start()
         sent, slips = tx_parent.recv()
-        cpu1, t1 = sum(proc_cpu_seconds(relay.pid)), time.monotonic()
+        cpu1, t1 = proc_runtime_seconds(relay.pid), time.monotonic()
         rseq_b, rlat_b, dseq_b, dlat_b = rx_parent.recv()
         tx.join(5)
         rx.join(5)
     finally:
+        if realtime:
+            set_realtime(relay.pid, False)
         for p in (tx, rx):
             if p.is_alive():
                 p.kill()
@@ -275,7 +297,7 @@ def measure_latency(relay: Relay, profile: BenchProfile) -> dict[str, Any]:
         direct_rx.close()
         direct_tx.close()
     rseq, rlat, dseq, dlat = (array("q", raw) for raw in (rseq_b, rlat_b, dseq_b, dlat_b))
-    skip = int(profile.latency_rate * 0.2)  # the first 0.2 s warm the path up
+    skip = min(int(profile.latency_rate * 0.2), sent // 5)  # the first 0.2 s warm the path up
     relayed = {s: ns / 1000 for s, ns in zip(rseq, rlat, strict=True) if s > skip}
     direct = {s: ns / 1000 for s, ns in zip(dseq, dlat, strict=True) if s > skip}
     pairs = [relayed[s] - direct[s] for s in relayed.keys() & direct.keys()]
@@ -294,6 +316,7 @@ def measure_latency(relay: Relay, profile: BenchProfile) -> dict[str, Any]:
         "added_us": added,
         "added_paired_us": _us(pairs),
         "relay_cpu_pct": round(100 * (cpu1 - cpu0) / max(1e-9, t1 - t0), 1),
+        "realtime": realtime,
     }
 
 
@@ -349,6 +372,7 @@ def _latency_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out["received_relayed"] = sum(r["received_relayed"] for r in rows)
     out["received_direct"] = sum(r["received_direct"] for r in rows)
     out["runs"] = len(rows)
+    out["realtime"] = all(r["realtime"] for r in rows)
     return out
 
 
@@ -393,14 +417,17 @@ def run_relay_bench(
                     ratios.append(pair["wavry"] / pair["coturn"])
             summary[str(n)] = _throughput_summary(rows, ratios)
         results["summary"] = summary
-        lat_rows: dict[str, list[dict[str, Any]]] = {"wavry": [], "coturn": []}
-        for rep in range(profile.repeats):
-            for relay in (ours, turn) if rep % 2 == 0 else (turn, ours):
-                progress(f"{relay.name}: latency at {profile.latency_rate:.0f} packets/s")
-                row = measure_latency(relay, profile) | {"repetition": rep + 1}
-                results["latency_runs"].append(row)
-                lat_rows[relay.name].append(row)
-        results["latency"] = {name: _latency_summary(rs) for name, rs in lat_rows.items()}
+        results["latency"] = {}
+        for mode in profile.latency_modes:
+            lat_rows: dict[str, list[dict[str, Any]]] = {"wavry": [], "coturn": []}
+            for rep in range(profile.repeats):
+                for relay in (ours, turn) if rep % 2 == 0 else (turn, ours):
+                    progress(f"{relay.name}: latency at {profile.latency_rate:.0f}/s, {mode}")
+                    row = measure_latency(relay, profile, realtime=mode == "realtime")
+                    row |= {"repetition": rep + 1, "mode": mode}
+                    results["latency_runs"].append(row)
+                    lat_rows[relay.name].append(row)
+            results["latency"][mode] = {n: _latency_summary(rs) for n, rs in lat_rows.items()}
         results["wavry_relay_counters"] = ours.metrics()
     return results
 
@@ -433,17 +460,20 @@ def format_relay_bench(r: dict[str, Any]) -> str:
     lines += [
         "",
         f"one-way latency at {r['profile']['latency_rate']:.0f} packets/s, us, median of the "
-        "repetitions (added = relayed - direct; paired = per pair of packets):",
-        f"  {'relay':7} {'':3} {'relayed':>8} {'direct':>8} {'added':>8} {'paired':>8}",
+        "repetitions (added = relayed p - direct p; paired = p of relayed - direct per packet "
+        "pair):",
     ]
-    for name, lat in r["latency"].items():
-        for q in ("p50", "p99"):
+    for mode, by_relay in r["latency"].items():
+        lines.append(f"  {mode:9} {'':3} {'relayed':>8} {'direct':>8} {'added':>8} {'paired':>8}")
+        for name, lat in by_relay.items():
+            for q in ("p50", "p99"):
+                lines.append(
+                    f"  {name:9} {q:3} {lat['relayed_us'][q]:>8} {lat['direct_us'][q]:>8} "
+                    f"{lat['added_us'][q]:>8} {lat['added_paired_us'][q]:>8}"
+                )
             lines.append(
-                f"  {name:7} {q:3} {lat['relayed_us'][q]:>8} {lat['direct_us'][q]:>8} "
-                f"{lat['added_us'][q]:>8} {lat['added_paired_us'][q]:>8}"
+                f"  {name:9}     relay CPU {lat['relay_cpu_pct']}% at {lat['achieved_pps']} "
+                f"packets/s; {lat['received_relayed']}/{lat['sent_per_path']} relayed"
+                + ("" if lat["realtime"] or mode != "realtime" else "; SCHED_FIFO refused")
             )
-        lines.append(
-            f"  {name:7}     relay CPU {lat['relay_cpu_pct']}% at {lat['achieved_pps']} "
-            f"packets/s; {lat['received_relayed']}/{lat['sent_per_path']} relayed"
-        )
     return "\n".join(lines)

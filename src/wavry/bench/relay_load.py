@@ -40,8 +40,10 @@ __all__ = [
     "latency_receiver",
     "latency_sender",
     "proc_cpu_seconds",
+    "proc_runtime_seconds",
     "receiver",
     "sender",
+    "set_realtime",
     "udp_drops",
 ]
 
@@ -73,6 +75,25 @@ def pin_self(cpus: Sequence[int] | None) -> None:
     if cpus:
         with contextlib.suppress(OSError):
             os.sched_setaffinity(0, set(cpus))
+
+
+#: SCHED_FIFO priority of the latency phase (relay, sender and receiver alike)
+RT_PRIORITY = 10
+
+
+def set_realtime(pid: int, on: bool) -> bool:
+    """Put every thread of ``pid`` in SCHED_FIFO (``on``) or back in SCHED_OTHER.
+
+    Used for the latency phase only, so that other work on a shared machine does not preempt
+    the processes under test; the kernel's RT throttling still leaves 5 % to everything else.
+    Returns False where it is not permitted (not root, no CAP_SYS_NICE)."""
+    policy, prio = (os.SCHED_FIFO, RT_PRIORITY) if on else (os.SCHED_OTHER, 0)
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            os.sched_setscheduler(int(tid), policy, os.sched_param(prio))
+    except OSError:
+        return False
+    return True
 
 
 def sender(flows: Sequence[Flow], counters: Any, slot: int, cpus: Sequence[int] | None) -> None:
@@ -137,11 +158,14 @@ def latency_sender(
     seconds: float,
     result: Connection,
     cpus: Sequence[int] | None,
+    realtime: bool = False,
 ) -> None:
     """Two streams at ``rate`` each, interleaved: relay at t0 + k/rate, direct half an interval
     later. Falling more than 2 ms behind skips ahead instead of bursting. Sends back
     (packets per path, schedule slips)."""
     pin_self(cpus)
+    if realtime:
+        set_realtime(os.getpid(), True)
     _fine_timer_slack()
     pack = _SEQ_TS.pack_into
     rbuf, roff, rsend = (
@@ -183,10 +207,13 @@ def latency_receiver(
     stop_after: float,
     result: Connection,
     cpus: Sequence[int] | None,
+    realtime: bool = False,
 ) -> None:
     """Timestamp every arrival on both sockets until ``stop_after`` seconds pass with nothing.
     Sends back four arrays: relay (seq, latency ns) and direct (seq, latency ns)."""
     pin_self(cpus)
+    if realtime:
+        set_realtime(os.getpid(), True)
     ep = select.epoll()
     paths = {relay_sock.fileno(): (relay_sock.recv_into, relay_offset, 0),
              direct_sock.fileno(): (direct_sock.recv_into, 0, 1)}  # fmt: skip
@@ -222,6 +249,19 @@ def proc_cpu_seconds(pid: int) -> tuple[float, float]:
     with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
         rest = fh.read().rsplit(")", 1)[1].split()
     return int(rest[11]) / _CLK_TCK, int(rest[12]) / _CLK_TCK
+
+
+def proc_runtime_seconds(pid: int) -> float:
+    """CPU time of every thread of a process in nanosecond resolution (the first field of
+    /proc/<pid>/task/<tid>/schedstat, the time utime + stime add up to), in seconds."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with (
+            contextlib.suppress(FileNotFoundError),
+            open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as fh,
+        ):
+            total += int(fh.read().split()[0])
+    return total / 1e9
 
 
 def cpu_busy_ticks(cpu: int) -> tuple[int, int]:
