@@ -306,6 +306,9 @@ def build_release(
         raise BuildError(f"{out} exists and is not an empty directory")
     if images not in ("auto", "never", "require"):
         raise BuildError(f"--images {images!r}: use auto, never or require")
+    daemon = images != "never" and docker_available()
+    if images == "require" and not daemon:
+        raise BuildError("--images require: no Docker daemon answers `docker info`")
     with tempfile.TemporaryDirectory(prefix="wavry-release-") as tmp:
         scratch = Path(tmp)
         tree = scratch / "src"
@@ -327,9 +330,6 @@ def build_release(
         wheel, _sdist = build_python(tree, staging, epoch, rv, locked_python(repo))
         contexts = _build_contexts(tree, staging, scratch, wheel, rv, epoch)
         _build_docs(tree, staging, rv, epoch)
-        daemon = images != "never" and docker_available()
-        if images == "require" and not daemon:
-            raise BuildError("--images require: no Docker daemon answers `docker info`")
         if daemon:
             _build_images(contexts, staging, scratch, rv, epoch)
             log("container images built and saved")
