@@ -158,6 +158,7 @@ def _cmd_bench_signaling(ns: argparse.Namespace) -> int:
         rounds=ns.rounds,
         seconds=ns.seconds,
         window=ns.window,
+        rate=ns.rate,
         database_url=ns.database_url,
         policy_cache_secs=ns.policy_cache_secs,
         progress=progress,
@@ -283,9 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--rounds", type=int, default=20, help="loaded round trips per pair (20)")
     b.add_argument("--seconds", type=float, default=10.0, help="throughput window (10)")
     b.add_argument("--window", type=int, default=4, help="offers outstanding per pair (4)")
+    b.add_argument("--rate", type=float, default=1000.0, help="paced offers per second (1000)")
     b.add_argument("--database-url", help="database (default: a temporary SQLite file)")
     b.add_argument(
-        "--policy-cache-secs", type=float, default=5.0, help="0: a DB lookup per offer (5)"
+        "--policy-cache-secs",
+        type=float,
+        default=300.0,
+        help="policy cache of the gateway under test (300: warm; 0: a DB lookup per offer)",
     )
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=_cmd_bench_signaling)
