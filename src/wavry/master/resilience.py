@@ -73,9 +73,9 @@ __all__ = [
 class Bounds:
     """Every time bound of the gates, in seconds (the SLOs; one place)."""
 
-    #: relay spawned → listed by the master and ``/ready`` 200 (includes interpreter start-up)
+    #: relay process up (``/health`` answers) → listed by the master and ``/ready`` 200
     register_s: float
-    #: relay restarted with the same id → listed again and ready
+    #: relay restarted with the same id, process up → listed again and ready
     restart_s: float
     #: master healthy again after a restart → relay seen by it again and ready
     master_restart_s: float
@@ -85,7 +85,7 @@ class Bounds:
     outage_recover_s: float
     #: relay carrying a session killed → FORWARD delivered both ways through another relay
     failover_s: float
-    #: relay spawned behind the chaos proxy → listed and ready
+    #: relay behind the chaos proxy, process up → listed and ready
     chaos_register_s: float
 
 
@@ -111,17 +111,18 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     # Fast heartbeats (the master's minimum, 500 ms) so each gate takes seconds. The bounds
-    # leave headroom for a loaded 2-core CI machine: measured values are 3-10x below them.
+    # leave headroom for a loaded 2-core CI machine: measured values are 3-20x below them
+    # (docs/control-plane-resilience.md has the numbers, idle and under load).
     "ci": Profile(
         name="ci",
         bounds=Bounds(
-            register_s=10.0,
-            restart_s=10.0,
+            register_s=5.0,
+            restart_s=5.0,
             master_restart_s=10.0,
             unready_s=3.0,
             outage_recover_s=12.0,
             failover_s=10.0,
-            chaos_register_s=15.0,
+            chaos_register_s=10.0,
         ),
         heartbeat_ms=500,
         quarantine_s=3.0,
@@ -139,13 +140,13 @@ PROFILES: dict[str, Profile] = {
     "full": Profile(
         name="full",
         bounds=Bounds(
-            register_s=10.0,
-            restart_s=10.0,
+            register_s=5.0,
+            restart_s=5.0,
             master_restart_s=20.0,
-            unready_s=8.0,
+            unready_s=10.0,
             outage_recover_s=20.0,
             failover_s=25.0,
-            chaos_register_s=20.0,
+            chaos_register_s=10.0,
         ),
         heartbeat_ms=5000,
         quarantine_s=15.0,
@@ -242,16 +243,12 @@ async def gate_registration(c: _Ctx) -> None:
     if rig.primary is not None:
         await rig.primary.stop()
     relay = rig.primary = rig.new_relay(pinned=True)
-    since = time.time()
-    relay.spawn()
-    await relay.wait_serving(c.give_up(c.b.register_s))
-    r.info["serving_s"] = round(time.monotonic() - relay.spawned_at, 3)
-    elapsed = await rig.wait_ready_and_seen(
-        relay, since, c.give_up(c.b.register_s), from_spawn=True
-    )
-    r.bound("ready_and_listed_s", elapsed, c.b.register_s)
+    startup, elapsed = await rig.spawn_and_register(relay, c.give_up(c.b.register_s))
+    r.info["startup_s"] = round(startup, 3)
+    r.bound("registered_s", elapsed, c.b.register_s)
     health = await relay.health() or {}
     status = health_master(health)
+    r.info["relay_registered_after_start_s"] = status.get("last_registration_uptime_secs")
     r.require(health.get("registered_with_master") is True, "relay /health: not registered")
     r.require(status.get("registrations") == 1, f"registrations {status}")
     r.require(status.get("key_ids") == [rig.master.kid], "relay did not pin the master key")
@@ -270,12 +267,11 @@ async def gate_relay_restart(c: _Ctx) -> None:
     try:
         s = await c.session(pair)
         rows_before = len(await rig.master.rows())
+        t_stop = time.monotonic()
         await relay.stop(sig=signal.SIGTERM)
-        since = time.time()
-        relay.spawn()
-        give_up = c.give_up(c.b.restart_s)
-        elapsed = await rig.wait_ready_and_seen(relay, since, give_up, from_spawn=True)
-        r.bound("restart_ready_and_listed_s", elapsed, c.b.restart_s)
+        _, elapsed = await rig.spawn_and_register(relay, c.give_up(c.b.restart_s))
+        r.info["sigterm_to_serving_s"] = round(relay.serving_at - t_stop, 3)
+        r.bound("registered_again_s", elapsed, c.b.restart_s)
         health = await relay.health() or {}
         r.require(health.get("total_sessions") == 0, "the restarted relay kept sessions")
         r.require(health_master(health).get("registrations") == 1, "registrations after restart")
@@ -362,10 +358,8 @@ async def gate_failover(c: _Ctx) -> None:
     r, rig = c.report, c.rig
     first = await c.primary()
     second = rig.new_relay()
-    since = time.time()
-    second.spawn()
-    ok = await rig.wait_ready_and_seen(second, since, c.give_up(c.b.register_s)) is not None
-    r.require(ok, "the second relay did not register")
+    _, elapsed = await rig.spawn_and_register(second, c.give_up(c.b.register_s))
+    r.require(elapsed is not None, "the second relay did not register")
     pair = await PeerPair.login(rig.master.http)
     try:
         s = await c.session(pair)
@@ -416,11 +410,10 @@ async def gate_chaos_registration(c: _Ctx) -> None:
         r.require(probe.status_code == 200, "the proxy did not reach the master")
         r.require(r.info["probe_s"] >= p.chaos_delay_s, "the proxy did not delay the connection")
         relay = rig.new_relay(master_url=proxy_url)
-        since = time.time()
-        relay.spawn()
-        give_up = c.give_up(c.b.chaos_register_s)
-        elapsed = await rig.wait_ready_and_seen(relay, since, give_up, from_spawn=True)
-        r.bound("registered_through_proxy_s", elapsed, c.b.chaos_register_s)
+        bound = c.b.chaos_register_s
+        startup, elapsed = await rig.spawn_and_register(relay, c.give_up(bound))
+        r.info["startup_s"] = round(startup, 3)
+        r.bound("registered_through_proxy_s", elapsed, bound)
         r.require(proxy.dropped >= 1, "no connection was dropped (the gate did not test drops)")
         samples = ready = 0
         t_hold = time.monotonic()

@@ -101,7 +101,9 @@ class RelayProcess:
         self.udp_port = free_udp_port()
         self.health_port = free_port()
         self.log_path = data_dir / f"relay-{self.relay_id}.log"
+        #: monotonic times of the last spawn() and of /health first answering after it
         self.spawned_at = 0.0
+        self.serving_at = 0.0
         self._proc: subprocess.Popen[bytes] | None = None
         self._http = httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{self.health_port}", timeout=2.0, trust_env=False
@@ -170,8 +172,9 @@ class RelayProcess:
         except httpx.HTTPError:
             return False
 
-    async def wait_serving(self, timeout: float) -> None:
-        """Wait until ``/health`` answers; raise with the log tail if the process dies first."""
+    async def wait_serving(self, timeout: float) -> float:
+        """Wait until ``/health`` answers (the process is up: interpreter started, sockets
+        bound); returns the start-up time. Raises with the log tail if the process dies first."""
         deadline = time.monotonic() + timeout
         while await self.health() is None:
             if self._proc is None or self._proc.poll() is not None:
@@ -179,6 +182,8 @@ class RelayProcess:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"relay not serving in {timeout} s:\n{self.log_tail()}")
             await asyncio.sleep(0.05)
+        self.serving_at = time.monotonic()
+        return self.serving_at - self.spawned_at
 
     async def stop(self, *, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
         """Send ``sig`` (SIGTERM: graceful, SIGKILL: a crash) and reap the process."""
@@ -409,7 +414,7 @@ class MasterHandle:
     async def start(self) -> float:
         """Start and wait for ``/health``; returns how long that took."""
         t0 = time.monotonic()
-        await asyncio.to_thread(self.proc.start)
+        await asyncio.to_thread(self.proc.start, timeout=60.0)
         return time.monotonic() - t0
 
     async def stop(self) -> None:
@@ -478,14 +483,23 @@ class Rig:
         )
 
     async def wait_ready_and_seen(
-        self, relay: RelayProcess, since_wall: float, give_up: float, *, from_spawn: bool = False
+        self, relay: RelayProcess, since_wall: float, give_up: float
     ) -> float | None:
-        """Seconds until the relay is ready and the master saw it after ``since_wall``, counted
-        from now or (``from_spawn``) from the relay's process start; None if it never was."""
-        elapsed = await wait_until(lambda: self.ready_and_seen(relay, since_wall), give_up=give_up)
-        if elapsed is None or not from_spawn:
-            return elapsed
-        return time.monotonic() - relay.spawned_at
+        """Seconds until the relay is ready and the master saw it after ``since_wall``; None if
+        that did not happen within ``give_up`` seconds."""
+        return await wait_until(lambda: self.ready_and_seen(relay, since_wall), give_up=give_up)
+
+    async def spawn_and_register(
+        self, relay: RelayProcess, give_up: float
+    ) -> tuple[float, float | None]:
+        """Start ``relay``; (start-up seconds, seconds from serving to ready-and-seen or None).
+
+        Start-up (interpreter, imports, binds) is reported apart: on a loaded machine it is
+        what varies, and it is not the control plane's doing."""
+        since = time.time()
+        relay.spawn()
+        startup = await relay.wait_serving(give_up)
+        return startup, await self.wait_ready_and_seen(relay, since, give_up)
 
     async def ensure_primary(self, give_up: float) -> RelayProcess:
         """A running relay the master sees (started, trusting on first use, when missing)."""
@@ -494,9 +508,7 @@ class Rig:
         if relay is not None and relay.running and await relay.ready():
             return relay
         relay = self.primary = self.new_relay(pinned=True)
-        since = time.time()
-        relay.spawn()
-        if await self.wait_ready_and_seen(relay, since, give_up) is None:
+        if (await self.spawn_and_register(relay, give_up))[1] is None:
             raise RuntimeError(f"relay {relay.relay_id} did not register:\n{relay.log_tail()}")
         return relay
 

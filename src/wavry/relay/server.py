@@ -173,8 +173,10 @@ class MasterClient:
         self.registrations = 0
         self.heartbeats_ok = 0
         self.failures = 0
-        #: why the last register/heartbeat failed ("" before any failure), e.g. "heartbeat: HTTP 404"
+        #: why the last register/heartbeat failed ("" before any), e.g. "heartbeat: HTTP 404"
         self.last_failure = ""
+        #: monotonic time of the last successful registration (None before the first)
+        self.registered_at: float | None = None
         self.pinned_kids: tuple[str, ...] = ()
         if settings.master_public_key is None and core.verifier is not None:
             self.pinned_kids = core.verifier.key_ids  # loaded from the pin file at start
@@ -231,6 +233,7 @@ class MasterClient:
             return None
         self.registered = True
         self.registrations += 1
+        self.registered_at = time.monotonic()
         self.failures = 0
         log.info("registered with %s as %s", s.master_url, self.core.relay_id)
         return max(HEARTBEAT_FLOOR_MS, interval_ms) / 1000.0
@@ -541,6 +544,9 @@ class RelayServer:
             "heartbeats_ok": m.heartbeats_ok if m else 0,
             "failures_since_registration": m.failures if m else 0,
             "last_failure": m.last_failure if m else "",
+            "last_registration_uptime_secs": (
+                round(m.registered_at - self.started, 3) if m and m.registered_at else None
+            ),
             "key_source": source,
             "key_ids": list(self.core.verifier.key_ids) if self.core.verifier else [],
         }
