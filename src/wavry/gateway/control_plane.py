@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import sys
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+from pydantic import SecretStr
 
 from wavry.gateway.settings import GatewaySettings
 from wavry.master.settings import MasterSettings
@@ -79,15 +81,21 @@ class ControlPlane:
         url = control_plane_database_url(self.gateway_settings)
         self._engine = make_engine(url)
         await upgrade(self._engine)
+        master_settings, signaling = self.master_settings, self.gateway_settings.signaling
+        if master_settings.gateway_token is None and signaling.master_token is None:
+            # one process: relay requests work out of the box with a per-run service token
+            shared = SecretStr(secrets.token_hex(32))
+            master_settings = master_settings.model_copy(update={"gateway_token": shared})
+            signaling = signaling.model_copy(update={"master_token": shared})
         master_app = create_master(
-            self.master_settings.model_copy(update={"database_url": url}), engine=self._engine
+            master_settings.model_copy(update={"database_url": url}), engine=self._engine
         )
         master_server = _Server(self._config(master_app, self.master_settings.listen))
         await self._launch("master", master_server, timeout)
         gateway = self.gateway_settings
         if gateway.master_url is None:
             gateway = gateway.model_copy(update={"master_url": self.master_url})
-        gateway = gateway.model_copy(update={"database_url": url})
+        gateway = gateway.model_copy(update={"database_url": url, "signaling": signaling})
         gateway_app = create_gateway(gateway, engine=self._engine)
         await self._launch("gateway", _Server(self._config(gateway_app, gateway.listen)), timeout)
 

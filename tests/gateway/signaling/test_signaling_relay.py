@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.gateway.signaling.conftest import Gateway, GatewayFactory, run_gateway
@@ -216,3 +217,40 @@ async def test_master_client_parses_and_times_out(master: Gateway) -> None:
     finally:
         await client.aclose()
         server.close()
+
+
+async def test_control_plane_relays_out_of_the_box(tmp_path: Path) -> None:
+    """`wavry control-plane`: gateway and master share a per-run service token by themselves."""
+    import websockets
+
+    from tests.gateway.signaling.conftest import Peer, gateway_settings
+    from wavry.gateway.control_plane import ControlPlane
+
+    gateway = gateway_settings(tmp_path, listen="127.0.0.1:0")
+    plane = ControlPlane(gateway, MasterSettings(listen="127.0.0.1:0", data_dir=tmp_path))
+    await plane.start()
+    try:
+        async with httpx.AsyncClient(base_url=plane.gateway_url) as c:
+            body = {"relay_id": "r1", "endpoints": ["198.51.100.1:4000"], "max_bitrate_kbps": 20000}
+            reg = await c.post(f"{plane.master_url}/v1/relays/register", json=body)
+            assert reg.status_code == 200, reg.text
+            resp = await c.post("/auth/register", json={
+                "email": "a@example.com", "password": "correct horse battery",
+                "username": "alice", "display_name": "A", "public_key": "ab" * 32,
+            })  # fmt: skip
+            token = resp.json()["token"]
+        ws_url = plane.gateway_url.replace("http://", "ws://") + "/ws"
+        peers = []
+        for role in ("host", "client"):
+            peer = Peer(await websockets.connect(ws_url))
+            await peer.send({"type": "BIND", "token": token, "role": role})
+            await peer.expect("BOUND")
+            peers.append(peer)
+        host, client = peers
+        await client.send({"type": "REQUEST_RELAY", "target_username": "alice"})
+        assert (await client.expect("RELAY_CREDENTIALS"))["role"] == "client"
+        assert (await host.expect("RELAY_CREDENTIALS"))["role"] == "server"
+        for peer in peers:
+            await peer.close()
+    finally:
+        await plane.stop()
