@@ -41,6 +41,7 @@ REQUIRED = {
     "gateway.bodies": "wavry.gateway.schemas",
     "gateway.signaling": "wavry.gateway.signaling.messages",
     "gateway.validation": "wavry.gateway.validation",
+    "bench.turn": "wavry.bench.turn_client",
 }
 
 

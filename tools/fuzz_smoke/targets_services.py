@@ -478,6 +478,47 @@ def _gateway_validation() -> Harness:
     )
 
 
+# -- benchmarks -----------------------------------------------------------------------------------
+
+
+def _bench_turn() -> Harness:
+    """STUN/TURN answers from the TURN server ``wavry bench relay`` drives (coturn)."""
+    import struct
+
+    from wavry.bench import turn_client as t
+
+    txid = bytes(range(12))
+    relayed = t.encode_xor_address("127.0.0.1", 50000, txid)
+    success = struct.pack(">HHI", 0x0103, 4 + len(relayed), t.MAGIC_COOKIE) + txid
+    success += struct.pack(">HH", t.Attr.XOR_RELAYED_ADDRESS, len(relayed)) + relayed
+    error = struct.pack(">HHI", 0x0113, 8 + 16 + 12, t.MAGIC_COOKIE) + txid
+    error += struct.pack(">HH", t.Attr.ERROR_CODE, 4) + bytes([0, 0, 4, 1])
+    error += struct.pack(">HH", t.Attr.REALM, 11) + b"wavry.bench\0"
+    error += struct.pack(">HH", t.Attr.NONCE, 8) + b"abcdefgh"
+    seeds = [
+        success,
+        error,
+        t.encode_request(t.Method.BINDING, [], txid=txid),
+        t.encode_request(
+            t.Method.ALLOCATE,
+            [(t.Attr.REQUESTED_TRANSPORT, bytes([17, 0, 0, 0]))],
+            txid=txid,
+            key=t.long_term_key("u", "r", "p"),
+        ),
+    ]
+    xor_attrs = (t.Attr.XOR_RELAYED_ADDRESS, t.Attr.XOR_MAPPED_ADDRESS, t.Attr.XOR_PEER_ADDRESS)
+
+    def call(data: bytes) -> None:
+        msg = t.parse_message(data)
+        _ = msg.error_code, msg.is_success
+        for kind, value in msg.attrs:
+            if kind in xor_attrs:
+                t.decode_xor_address(value, msg.txid)
+
+    tokens = (b"\x21\x12\xa4\x42", b"\x00\x16", b"\x00\x09", b"\x00\x08")
+    return Harness(seeds, call, (t.StunError,), 1600, tokens)
+
+
 TARGETS = [
     Target("relay.wire", ("wavry.relay.wire",), _relay_wire, "relay header and LEASE_* parsers"),
     Target(
@@ -540,5 +581,11 @@ TARGETS = [
         ("wavry.gateway.validation",),
         _gateway_validation,
         "account field normalisers (email, username, password, ...)",
+    ),
+    Target(
+        "bench.turn",
+        ("wavry.bench.turn_client",),
+        _bench_turn,
+        "STUN/TURN messages from the TURN server of wavry bench relay",
     ),
 ]
