@@ -234,6 +234,15 @@ class _Ctx:
         return s if attached else None
 
 
+def _recovery_path(registrations: int, last_failure: str) -> str:
+    """Which of the relay's recovery paths ran (docs/relay.md, registration)."""
+    if registrations == 0:
+        return "heartbeats resumed"
+    if last_failure.endswith("HTTP 404"):
+        return "404 -> immediate re-registration"
+    return "failed heartbeats -> registration with backoff"
+
+
 # --- the gates ------------------------------------------------------------------------------
 
 
@@ -306,8 +315,9 @@ async def gate_master_restart(c: _Ctx) -> None:
         elapsed = await rig.wait_ready_and_seen(relay, since, give_up)
         r.bound(f"recovered_{phase}_s", elapsed, c.b.master_restart_s)
         status = health_master(await relay.health())
-        r.info[f"registrations_{phase}"] = status.get("registrations", 0) - before
-        r.info[f"last_failure_{phase}"] = status.get("last_failure")
+        registrations = status.get("registrations", 0) - before
+        r.info[f"registrations_{phase}"] = registrations
+        r.info[f"path_{phase}"] = _recovery_path(registrations, status.get("last_failure", ""))
         if phase == "wiped_db":
             r.require(
                 r.info["registrations_wiped_db"] >= 1,
