@@ -18,6 +18,12 @@ def _parser() -> argparse.ArgumentParser:
         "on any exception other than the parser's declared typed errors, and on hangs.",
     )
     p.add_argument("--seconds-per-target", type=float, default=2.0, metavar="S")
+    p.add_argument(
+        "--budget",
+        type=float,
+        metavar="S",
+        help="total fuzzing seconds, shared evenly by the targets (overrides the per-target S)",
+    )
     p.add_argument("--seed", type=int, default=1, help="inputs are a pure function of the seed")
     p.add_argument(
         "--target",
@@ -72,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"fuzz_smoke: {exc.args[0]}\n")
         return 2
     only = bytes.fromhex(ns.input_hex) if ns.input_hex else None
+    if ns.budget is not None:
+        ns.seconds_per_target = max(0.2, ns.budget / max(1, len(chosen)))
     started = time.perf_counter()
     results = []
     for target in chosen:
