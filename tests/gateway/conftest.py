@@ -1,9 +1,16 @@
-"""Gateway fixtures: a migrated SQLite per test (copied from one migrated template), a manual
-clock, cheap Argon2 parameters, an ASGI client."""
+"""Gateway fixtures: a migrated database per test, a manual clock, cheap Argon2 parameters, an
+ASGI client.
+
+The database is SQLite (copied from one migrated template) unless
+``WAVRY_TEST_DATABASE=postgresql``: then every gateway test runs on a fresh, migrated database of
+a private PostgreSQL server (``tests/services.py``). ``scripts/test.sh`` runs the gateway suite
+both ways.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -43,11 +50,25 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def test_database() -> str:
+    kind = os.environ.get("WAVRY_TEST_DATABASE", "sqlite").strip().lower() or "sqlite"
+    if kind not in ("sqlite", "postgresql"):
+        raise pytest.UsageError(f"WAVRY_TEST_DATABASE={kind!r}: use sqlite or postgresql")
+    return kind
+
+
 @pytest.fixture
-async def engine(tmp_path: Path, migrated_template: Path) -> AsyncIterator[AsyncEngine]:
-    db = tmp_path / "gateway.db"
-    shutil.copyfile(migrated_template, db)
-    eng = make_engine(f"sqlite+aiosqlite:///{db}")
+async def engine(
+    request: pytest.FixtureRequest, tmp_path: Path, migrated_template: Path
+) -> AsyncIterator[AsyncEngine]:
+    if test_database() == "postgresql":
+        url = str(request.getfixturevalue("fresh_postgres_url"))
+        await upgrade(url)
+        eng = make_engine(url)
+    else:
+        db = tmp_path / "gateway.db"
+        shutil.copyfile(migrated_template, db)
+        eng = make_engine(f"sqlite+aiosqlite:///{db}")
     yield eng
     await eng.dispose()
 
