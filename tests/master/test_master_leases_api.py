@@ -139,6 +139,20 @@ async def test_no_relay_is_503(client: httpx.AsyncClient, clock: Clock) -> None:
     assert resp.status_code == 503
 
 
+async def test_relay_that_missed_three_heartbeats_gets_no_new_leases(
+    client: httpx.AsyncClient, clock: Clock
+) -> None:
+    alice_auth, _ = await _setup(client)
+    body = {"target_wavry_id": identity(2).wavry_id}
+    clock.advance(14.0)  # default heartbeat 5 s: two missed, still a candidate
+    assert (await client.post("/v1/sessions", json=body, headers=alice_auth)).status_code == 201
+    clock.advance(2.0)  # 16 s > 3 x 5 s: most likely gone, long before the 120 s quarantine
+    resp = await client.post("/v1/sessions", json=body, headers=alice_auth)
+    assert resp.status_code == 503, resp.text
+    assert (await heartbeat(client, "relay-1")).status_code == 200
+    assert (await client.post("/v1/sessions", json=body, headers=alice_auth)).status_code == 201
+
+
 async def test_lease_rate_limit_per_requester(
     make_app: AppFactory, clock: Clock, engine: AsyncEngine
 ) -> None:
@@ -160,6 +174,7 @@ async def test_lease_rate_limit_per_requester(
         )
         assert resp.status_code == 201
         clock.advance(60.0)
+        assert (await heartbeat(client, "relay-1")).status_code == 200  # still alive
         assert (await client.post("/v1/sessions", json=body, headers=alice_auth)).status_code == 201
     async with make_sessionmaker(engine)() as s:
         rows = (

@@ -188,6 +188,7 @@ async def test_rate_limited_per_requester(client: httpx.AsyncClient, clock: Cloc
     # another requester is not affected
     assert (await post(body(requester_wavry_id=identity(3).wavry_id))).status_code == 201
     clock.advance(61)
+    assert (await heartbeat(client, "relay-1")).status_code == 200  # the relay is still alive
     assert (await post(body())).status_code == 201
 
 

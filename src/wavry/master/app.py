@@ -101,7 +101,13 @@ def build_context(
         ),
         keys,
         registry,
-        SelectionConfig(max_age=settings.quarantine_after_secs),
+        SelectionConfig(
+            max_age=min(
+                settings.quarantine_after_secs,
+                settings.selection_missed_heartbeats * settings.heartbeat_interval_ms / 1000.0,
+            ),
+            fresh_for=2 * settings.heartbeat_interval_ms / 1000.0,
+        ),
         rng=rng,
     )
     identities = IdentityService(

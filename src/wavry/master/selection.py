@@ -8,7 +8,13 @@ Score of a relay (0..100)::
     base      = 100 * (0.40 * success + 0.25 * feedback + 0.35 * headroom)
     score     = base * freshness(age) * STATE_FACTOR[state]
 
-    freshness(age) = 1.0 (age <= 30 s), 0.9 (<= 90 s), 0.65 (<= max_age), 0 beyond
+    freshness(age) = 1.0 (age <= fresh_for), 0.65 (<= max_age), 0 beyond
+
+    fresh_for = 2 heartbeat intervals (10 s by default); max_age = the master's
+    ``selection_missed_heartbeats`` (3) heartbeat intervals, capped by the quarantine delay: a relay
+    that missed three heartbeats is most likely gone, and handing out leases for it makes both
+    peers wait for a dead relay (measured: a killed relay won 8 of 9 picks while the 120 s
+    quarantine delay ran — docs/control-plane-resilience.md).
     STATE_FACTOR   = active 1.0, probation 0.65, degraded 0.4, new 0.25, others 0
 
 Candidates: score > 0, ordered by region distance (0 same region, 1 same area, i.e. the part
@@ -50,8 +56,10 @@ W_HEADROOM = 0.35
 
 @dataclass(frozen=True, slots=True)
 class SelectionConfig:
-    #: relays unseen for longer are not candidates (the master's quarantine delay)
-    max_age: float = 120.0
+    #: relays unseen for longer are not candidates (3 missed heartbeats by default)
+    max_age: float = 15.0
+    #: relays seen within this long get full freshness (2 heartbeat intervals)
+    fresh_for: float = 10.0
     per_asn: int = 2
     max_candidates: int = 10
 
@@ -76,11 +84,9 @@ class ScoredRelay:
     distance: int
 
 
-def freshness(age: float, max_age: float) -> float:
-    if age <= 30.0:
+def freshness(age: float, max_age: float, fresh_for: float = 10.0) -> float:
+    if age <= min(fresh_for, max_age):
         return 1.0
-    if age <= 90.0:
-        return 0.9
     if age <= max_age:
         return 0.65
     return 0.0
@@ -94,7 +100,7 @@ def score(relay: RelaySnapshot, now: float, cfg: SelectionConfig) -> float:
     feedback = min(100.0, max(0.0, relay.feedback_score)) / 100.0
     headroom = 1.0 - min(100, max(0, relay.load_pct)) / 100.0
     base = 100.0 * (W_SUCCESS * success + W_FEEDBACK * feedback + W_HEADROOM * headroom)
-    return base * freshness(max(0.0, now - relay.last_seen), cfg.max_age) * factor
+    return base * freshness(max(0.0, now - relay.last_seen), cfg.max_age, cfg.fresh_for) * factor
 
 
 def region_distance(wanted: str | None, relay_region: str | None) -> int:

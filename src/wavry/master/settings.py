@@ -75,6 +75,8 @@ class MasterSettings(BaseSettings):
     # --- relays ---
     min_relay_bitrate_kbps: int = Field(default=10_000, ge=0)
     heartbeat_interval_ms: int = Field(default=5000, ge=500)
+    #: a relay that missed this many heartbeats gets no new leases (long before quarantine)
+    selection_missed_heartbeats: int = Field(default=3, ge=2, le=100)
     quarantine_after_secs: float = Field(default=120.0, gt=0)
     purge_after_secs: float = Field(default=600.0, gt=0)
     sweep_interval_secs: float = Field(default=30.0, gt=0)
