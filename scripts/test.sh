@@ -35,6 +35,14 @@ uv run --locked pytest -m "not quarantine" --cov=wavry --cov-report=json:build/c
 step "coverage floors (pyproject.toml [tool.wavry.coverage-gate])"
 uv run --locked python -m tools.coverage_gate build/coverage.json
 
+step "gateway suite on PostgreSQL (private server from tests/services.py)"
+WAVRY_TEST_DATABASE=postgresql uv run --locked pytest tests/gateway -q -m "not quarantine" \
+  -p no:cacheprovider
+
+step "release dry-run (build every artifact, then verify)"
+rm -rf build/release
+uv run --locked python -m tools.release dry-run --out build/release
+
 step "quarantined tests (run and recorded, not gating)"
 rm -f build/quarantine-results.jsonl
 WAVRY_QUARANTINE_RESULTS=build/quarantine-results.jsonl \
