@@ -11,7 +11,7 @@ import pytest
 
 from tests.relay.conftest import RELAY_ID, Master, Sids, wavry_id
 from wavry.bind_policy import BindPolicyError
-from wavry.relay import wire
+from wavry.relay import fastpath, wire
 from wavry.relay.core import OUTCOMES
 from wavry.relay.server import RelayServer
 from wavry.relay.settings import RelaySettings
@@ -101,13 +101,19 @@ def settings(**kw: Any) -> RelaySettings:
     return RelaySettings(**base)
 
 
-@pytest.fixture
-async def make_rig() -> AsyncIterator[Callable[..., Any]]:
+@pytest.fixture(params=["off", "on"], ids=["python", "native"])
+async def make_rig(request: pytest.FixtureRequest) -> AsyncIterator[Callable[..., Any]]:
+    """Every black-box rule runs on the pure-Python path and on the native fast path."""
+    if request.param == "on" and not fastpath.available():
+        pytest.skip(f"native relay fast path: {fastpath.unavailable_reason()}")
     rigs: list[Rig] = []
 
     async def make(**kw: Any) -> Rig:
-        server = RelayServer(settings(**kw))
+        server = RelayServer(settings(fastpath=request.param, **kw))
+        assert server.settings.fastpath == request.param
         await server.start()
+        assert server.fastpath_enabled is (request.param == "on")
+        assert "wavry_relay_fastpath_enabled{" in server.prometheus()
         rig = Rig(server)
         rigs.append(rig)
         return rig

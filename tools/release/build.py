@@ -204,9 +204,13 @@ def build_python(
         env=env,
     )  # fmt: skip
     built = []
-    for name in (assets.wheel_name(version), assets.sdist_name(version)):
+    found = sorted(p.name for p in raw.iterdir())
+    try:
+        wheel = assets.find_wheel(found, version)
+    except ValueError as exc:
+        raise BuildError(f"uv build produced {exc}") from None
+    for name in (wheel or assets.wheel_name(version), assets.sdist_name(version)):
         if not (raw / name).is_file():
-            found = sorted(p.name for p in raw.iterdir())
             raise BuildError(f"uv build did not produce {name} (got {found})")
         built.append(Path(shutil.move(str(raw / name), dest / name)))
     return built

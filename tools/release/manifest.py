@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tools.release.assets import SERVICES, AssetKind, classify, required_files
+from tools.release.assets import SERVICES, AssetKind, classify, required_files, wheel_name
 from tools.release.reproducible import sha256_file
 from tools.release.versioning import ReleaseVersion, VersionError
 
@@ -256,6 +256,11 @@ def verify(directory: Path, *, expect_version: str | None = None) -> list[str]:
     for name in required_files(v):
         if name not in listed:
             problems.append(f"{name}: required asset absent from the release")
+    wheels = sorted(n for n, e in listed.items() if e.get("category") == "python-wheel")
+    if not wheels:
+        problems.append(f"{wheel_name(v)}: required asset (the wheel) absent from the release")
+    elif len(wheels) > 1:
+        problems.append(f"{wheels[1]}: a release holds one wheel, {MANIFEST} lists {len(wheels)}")
     images = [n for n, e in listed.items() if e.get("category") == "container-image"]
     if manifest.get("images_built") is True:
         per_service = Counter(listed[n]["component"] for n in images)

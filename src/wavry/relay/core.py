@@ -22,6 +22,13 @@ Order of checks (cheap before expensive, unauthenticated traffic limited before 
    (2: a role belongs to the first identity that presented it), NAT rebind, ACK.
 5. LEASE_RENEW: session (1), peer by address (2), identity window (6), expiry (1), ACK. A renew
    never extends a peer's lease past its token's ``exp``; past that, present a new token.
+
+**Native fast path.** ``attach_fastpath(fp)`` hands step 2 to ``wavry.relay._fastpath`` (C): every
+LEASE_ACK mirrors the peer (address, lease expiry, byte budgets) into it, cleanup removes sessions
+from it, and from then on it owns the replay and bandwidth windows of bound peers and decides their
+FORWARDs with the same checks in the same order. Its counters are folded into ``counters`` by
+``fold_fastpath()`` (called after every datagram it decides through here, and by the server after
+every socket drain), so the accounting rule holds with it on.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wavry.relay.lease import LeaseRejected, LeaseVerifier
 from wavry.relay.wire import (
@@ -49,6 +56,9 @@ from wavry.relay.wire import (
 from wavry.rift.errors import RemoteProtocolError
 from wavry.rift.header import parse_header as parse_rift_header
 from wavry.rift.replay import ReplayWindow
+
+if TYPE_CHECKING:
+    from wavry.relay.fastpath import FastPathLike
 
 __all__ = ["OUTCOMES", "Addr", "Counters", "RelayConfig", "RelayCore", "SessionInfo"]
 
@@ -295,6 +305,44 @@ class RelayCore:
             self.config.identity_rate_limit_pps, self.config.identity_table_size
         )
         self._next_cleanup = now + self.config.cleanup_interval
+        self._fast: FastPathLike | None = None
+        self._fast_names: tuple[str, ...] = ()
+
+    # -- native fast path ------------------------------------------------------------------
+
+    def attach_fastpath(self, fp: FastPathLike, counter_names: tuple[str, ...]) -> None:
+        """Let ``fp`` decide FORWARDs from bound peers (see the module docstring)."""
+        if self._fast is not None:
+            raise RuntimeError("a fast path is already attached")
+        if any(s.client or s.server for s in self._sessions.values()):
+            raise RuntimeError("attach the fast path before any peer is bound")
+        self._fast = fp
+        self._fast_names = counter_names
+
+    @property
+    def fastpath(self) -> FastPathLike | None:
+        return self._fast
+
+    def fold_fastpath(self) -> None:
+        """Add the fast path's counter increments to ``counters``."""
+        fp = self._fast
+        if fp is None:
+            return
+        delta = fp.take_counters()
+        if delta is None:
+            return
+        c = self.counters
+        for name, value in zip(self._fast_names, delta, strict=True):
+            if value:
+                setattr(c, name, getattr(c, name) + value)
+
+    def _fast_forward(self, data: bytes, addr: Addr, now: float) -> tuple[bytes, Addr] | None:
+        assert self._fast is not None
+        dest = self._fast.forward_one(data, addr, now)
+        self.fold_fastpath()
+        if dest is False:  # the mirror disagrees with the table: a bug, never silently forward
+            raise RuntimeError("fast path table out of sync with RelayCore")
+        return None if dest is None else (data, dest)
 
     # -- state queries ---------------------------------------------------------------------
 
@@ -345,14 +393,23 @@ class RelayCore:
         """Drop sessions whose every lease expired, then sessions idle for ``idle_timeout``."""
         c = self.counters
         idle = self.config.idle_timeout
+        fast = self._fast
         for sid, s in list(self._sessions.items()):
             peers = [p for p in (s.client, s.server) if p is not None]
+            if fast is not None:
+                seen = fast.last_activity(sid)
+                if seen is not None and seen > s.last_activity:
+                    s.last_activity = seen
             if not peers or all(now >= p.expires for p in peers):
                 del self._sessions[sid]
                 c.cleanup_expired_sessions += 1
             elif now - s.last_activity >= idle:
                 del self._sessions[sid]
                 c.cleanup_idle_sessions += 1
+            else:
+                continue
+            if fast is not None:
+                fast.remove_session(sid)
 
     # -- datagrams -------------------------------------------------------------------------
 
@@ -375,8 +432,12 @@ class RelayCore:
             if session is not None:
                 client, server = session.client, session.server
                 if client is not None and client.addr == addr:
+                    if self._fast is not None:
+                        return self._fast_forward(data, addr, now)
                     return self._forward(data, n, session, client, server, now)
                 if server is not None and server.addr == addr:
+                    if self._fast is not None:
+                        return self._fast_forward(data, addr, now)
                     return self._forward(data, n, session, server, client, now)
             return self._forward_slow(data, addr, session, now)
         if kind == _PRESENT:
@@ -521,6 +582,15 @@ class RelayCore:
         peer.expires_wall = expires_wall
         peer.expires = now + (expires_wall - wall)
         session.last_activity = now
+        if self._fast is not None:
+            self._fast.set_peer(
+                session.sid,
+                0 if peer is session.client else 1,
+                peer.addr,
+                peer.expires,
+                peer.soft_bytes,
+                peer.hard_bytes,
+            )
         c = self.counters
         c.lease_ack_packets += 1
         ack = encode_lease_ack(

@@ -8,6 +8,12 @@ transport hands us. When the list holds ``WAVRY_RELAY_PACKET_QUEUE_CAPACITY`` da
 ones are dropped and counted (``backpressure_dropped_packets``): that is the explicit
 backpressure. Outgoing datagrams the kernel cannot take are not buffered without bound either:
 past ``_TX_BUFFER_LIMIT`` bytes in the transport's buffer they are dropped (``tx_dropped_packets``).
+
+Native fast path (``WAVRY_RELAY_FASTPATH``, docs/relay.md): ``_FastReceiver`` replaces the
+transport. The relay owns a non-blocking socket and ``loop.add_reader`` calls the C ``drain``, which
+reads with ``recvmmsg``, decides and sends FORWARDs from bound peers with ``sendmmsg``, and returns
+the rest (in arrival order) to ``RelayCore.receive_datagram``. Sends the kernel refuses (send
+buffer full) are dropped and counted in ``tx_dropped_packets``, never buffered.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any, cast
 import httpx
 
 from wavry.bind_policy import check_bind, is_loopback
+from wavry.relay import fastpath
 from wavry.relay.core import Addr, RelayCore
 from wavry.relay.lease import LeaseVerifier
 from wavry.relay.pins import load_pins, save_pins
@@ -120,6 +127,104 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         if self.queue and not self.scheduled:
             self.scheduled = True
             self._loop.call_soon(self.drain)
+
+
+#: recvmmsg batches per readable event before yielding to the loop (64 datagrams each)
+_DRAIN_BUDGET = 16
+
+
+class _FastReceiver:
+    """The UDP socket driven by the native fast path (the same queue/pause/backpressure rules as
+    ``_UdpProtocol`` for the datagrams Python handles)."""
+
+    def __init__(
+        self, core: RelayCore, fp: fastpath.FastPathLike, sock: socket.socket, capacity: int
+    ) -> None:
+        self.core = core
+        self.fp = fp
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.capacity = capacity
+        self.queue: list[tuple[bytes, Addr]] = []
+        self.scheduled = False
+        self.paused = False
+        self.py_tx_dropped = 0
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self.fd, self.readable)
+
+    @property
+    def tx_dropped(self) -> int:
+        return self.py_tx_dropped + self.fp.tx_dropped
+
+    def readable(self) -> None:
+        now = time.monotonic()
+        core = self.core
+        if self.paused:
+            queue = self.queue
+            for data, addr in self.fp.drain(self.fd, now, _DRAIN_BUDGET, True):
+                if len(queue) >= self.capacity:
+                    core.note_backpressure_drop(len(data))
+                else:
+                    queue.append((data, addr))
+            core.fold_fastpath()
+            return
+        if self.queue:
+            self.drain_queue()
+        slow = self.fp.drain(self.fd, now, _DRAIN_BUDGET, False)
+        if slow:
+            self.process(slow, now)
+        core.fold_fastpath()
+
+    def process(self, batch: list[tuple[bytes, Addr]], now: float) -> None:
+        wall = time.time()
+        receive = self.core.receive_datagram
+        sendto = self.sock.sendto
+        for data, addr in batch:
+            out = receive(data, addr, now, wall)
+            if out is not None:
+                try:
+                    sendto(*out)
+                except OSError:  # send buffer full (EAGAIN) or the destination is unreachable
+                    self.py_tx_dropped += 1
+
+    def drain_queue(self) -> None:
+        self.scheduled = False
+        if self.paused or not self.queue:
+            return
+        batch, self.queue = self.queue, []
+        self.process(batch, time.monotonic())
+        self.core.fold_fastpath()
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        if self.queue and not self.scheduled:
+            self.scheduled = True
+            self._loop.call_soon(self.drain_queue)
+
+    def close(self) -> None:
+        self.paused = True
+        self._loop.remove_reader(self.fd)
+        self.sock.close()
+
+
+def _bind_udp(host: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket bound like ``create_datagram_endpoint(local_addr=...)``."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, proto=socket.IPPROTO_UDP)
+    error: OSError | None = None
+    for family, kind, proto, _, addr in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            sock.bind(addr)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        return sock
+    raise error or OSError(f"cannot bind udp {host}:{port}")
 
 
 def _format_endpoint(host: str, port: int) -> str:
@@ -340,8 +445,11 @@ class RelayServer:
         self.master: MasterClient | None = None
         self._master_transport = master_transport
         self._sleep = sleep
-        self._proto: _UdpProtocol | None = None
+        self._proto: _UdpProtocol | _FastReceiver | None = None
         self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
+        #: whether the native FORWARD fast path runs (decided by start())
+        self.fastpath_enabled = False
         self._http: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -391,11 +499,21 @@ class RelayServer:
         s = self.settings
         loop = asyncio.get_running_loop()
         host, port = s.listen_addr
-        proto = _UdpProtocol(self.core, s.packet_queue_capacity)
-        self._proto = proto
-        transport, _ = await loop.create_datagram_endpoint(lambda: proto, local_addr=(host, port))
-        self._transport = transport
-        sock = transport.get_extra_info("socket")
+        self.fastpath_enabled = fastpath.resolve(s.fastpath)
+        if self.fastpath_enabled:
+            fp = fastpath.load(self.core.config.replay_window)
+            self.core.attach_fastpath(fp, fastpath.counter_names())
+            sock = _bind_udp(host, port)
+            self._sock = sock
+            self._proto = _FastReceiver(self.core, fp, sock, s.packet_queue_capacity)
+        else:
+            proto = _UdpProtocol(self.core, s.packet_queue_capacity)
+            self._proto = proto
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: proto, local_addr=(host, port)
+            )
+            self._transport = transport
+            sock = transport.get_extra_info("socket")
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
@@ -417,6 +535,13 @@ class RelayServer:
             _format_endpoint(*self.udp_address),
             _format_endpoint(*self.health_address),
         )
+        if self.fastpath_enabled:
+            log.info("forwarding on the native fast path (recvmmsg/sendmmsg)")
+        else:
+            why = fastpath.unavailable_reason()
+            if s.fastpath == "off":
+                why = "WAVRY_RELAY_FASTPATH=off"
+            log.info("forwarding on the pure-Python path (%s)", why)
 
     async def _run_master(self) -> None:
         assert self.master is not None
@@ -440,7 +565,9 @@ class RelayServer:
         if self._http is not None:
             self._http.close()
             await self._http.wait_closed()
-        if self._proto is not None:
+        if isinstance(self._proto, _FastReceiver):
+            self._proto.close()
+        elif self._proto is not None:
             self._proto.pause()
         if self._transport is not None:
             self._transport.close()
@@ -471,6 +598,9 @@ class RelayServer:
 
     @property
     def udp_address(self) -> tuple[str, int]:
+        if self._sock is not None:
+            addr = self._sock.getsockname()
+            return str(addr[0]), int(addr[1])
         assert self._transport is not None
         addr = self._transport.get_extra_info("sockname")
         return str(addr[0]), int(addr[1])
@@ -573,6 +703,7 @@ class RelayServer:
             "registered_with_master": int(self.registered),
             "ready": int(self.ready),
             "uptime_seconds": math.floor(time.monotonic() - self.started),
+            "fastpath_enabled": int(self.fastpath_enabled),
         }
         for name, value in gauges.items():
             lines.append(f"# TYPE wavry_relay_{name} gauge")

@@ -122,11 +122,21 @@ class RelaySettings(BaseSettings):
     #: Wavry IDs refused with reject 5 (comma list)
     banned_ids: str = ""
     log_level: str = "info"
+    #: native FORWARD fast path: auto (on when the extension is built), on (required), off
+    fastpath: str = "auto"
 
     @field_validator("packet_queue_capacity")
     @classmethod
     def _queue_min(cls, value: int) -> int:
         return max(64, value)
+
+    @field_validator("fastpath")
+    @classmethod
+    def _fastpath_mode(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("auto", "on", "off"):
+            raise ValueError("fastpath must be auto, on or off")
+        return value
 
     @field_validator("stats_log_interval_secs")
     @classmethod

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tools.release.assets import AssetKind, classify, find_wheel, wheel_name
 from tools.release.build import (
     BuildError,
     BuildResult,
@@ -24,8 +25,38 @@ from tools.release.build import (
     tree_digest,
 )
 from tools.release.manifest import MANIFEST, format_epoch, verify
+from tools.release.versioning import ReleaseVersion
 
 REPO = Path(__file__).resolve().parents[3]
+
+
+def wheel_path(out: Path, result: BuildResult) -> Path:
+    """The release's one wheel: platform-tagged when the relay fast path compiled."""
+    name = find_wheel(result.files, result.version)
+    assert name is not None, result.files
+    return out / name
+
+
+def test_wheel_names() -> None:
+    v = ReleaseVersion.parse("0.2.0-canary.1")
+    pure = wheel_name(v)
+    assert pure == "wavry-0.2.0rc1-py3-none-any.whl"
+    assert classify(pure, v) == AssetKind("wavry", "any", "any", "python-wheel")
+    x86 = wheel_name(v, "cp311-cp311-linux_x86_64")
+    assert classify(x86, v) == AssetKind("wavry", "linux", "amd64", "python-wheel")
+    arm = "wavry-0.2.0rc1-cp312-cp312-linux_aarch64.whl"
+    assert classify(arm, v) == AssetKind("wavry", "linux", "arm64", "python-wheel")
+    for bad in (
+        "wavry-0.2.0rc1-cp311-cp312-linux_x86_64.whl",
+        "wavry-0.2.0rc1-cp311-cp311-win_amd64.whl",
+        "wavry-0.2.0-py3-none-any.whl",
+        "wavry-0.2.0rc1-py3-none-any.whl.sig",
+    ):
+        assert classify(bad, v) is None, bad
+    assert find_wheel(["a.txt", x86], v) == x86
+    assert find_wheel(["a.txt"], v) is None
+    with pytest.raises(ValueError):
+        find_wheel([pure, x86], v)
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -53,7 +84,7 @@ def test_source_date_epoch_is_the_commit_time(built_release: tuple[Path, BuildRe
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["generated_at"] == format_epoch(commit_time)
     assert manifest["commit"] == result.commit
-    wheel = out / f"wavry-{result.version.pep440}-py3-none-any.whl"
+    wheel = wheel_path(out, result)
     with zipfile.ZipFile(wheel) as zf:
         stamps = {info.date_time for info in zf.infolist()}
     assert len(stamps) == 1  # every entry carries the same (source) date
@@ -81,7 +112,7 @@ def test_explicit_epoch_changes_the_bytes(
 def test_container_contexts(built_release: tuple[Path, BuildResult]) -> None:
     out, result = built_release
     v = result.version
-    wheel = f"wavry-{v.pep440}-py3-none-any.whl"
+    wheel = wheel_path(out, result).name
     for service in ("gateway", "master", "relay"):
         with tarfile.open(out / f"wavry-{service}-{v.release}-linux-any.context.tar.gz") as tar:
             assert sorted(tar.getnames()) == ["Dockerfile", "requirements.txt", wheel]
@@ -108,13 +139,16 @@ def test_docs_bundle(built_release: tuple[Path, BuildResult]) -> None:
 
 def test_wheel_is_the_package(built_release: tuple[Path, BuildResult]) -> None:
     out, result = built_release
-    with zipfile.ZipFile(out / f"wavry-{result.version.pep440}-py3-none-any.whl") as zf:
+    with zipfile.ZipFile(wheel_path(out, result)) as zf:
         names = zf.namelist()
         meta = zf.read(f"wavry-{result.version.pep440}.dist-info/METADATA").decode()
     assert (
         "wavry/cli.py" in names
         and "wavry/storage/migrations/versions/0001_master_initial.py" in names
     )
+    # the relay fast path is compiled in (a C compiler is part of the build environment)
+    assert any(n.startswith("wavry/relay/_fastpath.") and n.endswith(".so") for n in names)
+    assert not wheel_path(out, result).name.endswith("-py3-none-any.whl")
     assert f"Version: {result.version.pep440}\n" in meta
 
 
@@ -124,7 +158,7 @@ def test_only_committed_files_are_built(clone: Callable[[], Path], tmp_path: Pat
     (repo / "README.md").write_text("modified, not committed\n")
     out = tmp_path / "o"
     result = build_release(repo, out, images="never")
-    with zipfile.ZipFile(out / f"wavry-{result.version.pep440}-py3-none-any.whl") as zf:
+    with zipfile.ZipFile(wheel_path(out, result)) as zf:
         assert "wavry/uncommitted_secret.py" not in zf.namelist()
     with tarfile.open(out / f"wavry-{result.version.pep440}.tar.gz") as tar:
         readme = next(m for m in tar.getmembers() if m.name.endswith("/README.md"))
@@ -136,7 +170,7 @@ def test_version_override(built_release: tuple[Path, BuildResult], tmp_path: Pat
         REPO, tmp_path / "o", ref=built_release[1].commit, images="never", version="0.0.9-canary.2"
     )
     assert result.version.pep440 == "0.0.9rc2"
-    assert "wavry-0.0.9rc2-py3-none-any.whl" in result.files
+    assert find_wheel(result.files, result.version) is not None
     assert "wavry-master-0.0.9-canary.2-linux-any.context.tar.gz" in result.files
     assert verify(tmp_path / "o", expect_version="0.0.9-canary.2") == []
 
