@@ -137,7 +137,9 @@ async def test_host_lowers_bitrate_under_a_cap_and_raises_it_after() -> None:
     assert before and capped and lifted
     # DELTA's target is the whole budget; x264 undershoots it, so the target may sit a little
     # above the cap while the real rate fits under it.
-    assert sorted(capped)[len(capped) // 2] < 3_000 < min(before)
+    # Medians: on a loaded 2-core machine a starved host can queue a frame and DELTA dips once
+    # before the cap; the claim is about where the rate sits, not about a single sample.
+    assert sorted(capped)[len(capped) // 2] < 3_000 < sorted(before)[len(before) // 2]
     assert max(capped) < 3_600
     assert max(lifted) > max(capped) * 1.3
 

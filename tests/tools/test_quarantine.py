@@ -92,7 +92,13 @@ def test_results_hook_records_a_real_quarantined_run(tmp_path: Path) -> None:
     )
     (test_dir / "pytest.ini").write_text("[pytest]\nmarkers =\n    quarantine: q\n")
     results = tmp_path / "results.jsonl"
-    env = {**os.environ, "WAVRY_QUARANTINE_RESULTS": str(results), "CI": ""}
+    env = {
+        **os.environ,
+        "WAVRY_QUARANTINE_RESULTS": str(results),
+        "CI": "",
+        # the copied conftest loads the `tests.services` plugin from the repository
+        "PYTHONPATH": str(ROOT),
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-m", "quarantine", "-p", "no:cacheprovider"],
         cwd=test_dir,
