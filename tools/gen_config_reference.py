@@ -579,10 +579,10 @@ def render() -> str:
         "",
         "- Environment variable names are matched **case-insensitively**. Where a field lists "
         "several names, any of them sets it.",
-        "- Some aliases carry no `WAVRY_` prefix (e.g. `DATABASE_URL`, `ALLOW_PUBLIC_BIND`, "
-        "`MASTER_URL`): pydantic-settings reads every alias name as an environment variable, "
-        "so those unprefixed names are read too. Do not leave such generic variables set in a "
-        "service's environment for another program.",
+        "- Only the names listed are read: generic variables such as `DATABASE_URL`, "
+        "`REDIS_URL` or `ALLOW_PUBLIC_BIND` meant for another program are ignored "
+        "(tests/test_settings_env.py). The one unprefixed name is `ADMIN_PANEL_TOKEN`, kept "
+        "from the original.",
         "- Booleans accept `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`.",
         "- Secrets (`secret`) are `SecretStr`: never printed or logged; a blank value means unset.",
         "- Durations ending in `_secs` are seconds (fractions allowed), `_ms` milliseconds.",

@@ -47,7 +47,10 @@ def _alias(*names: str) -> AliasChoices:
 
 class GatewaySettings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="WAVRY_GATEWAY_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="WAVRY_GATEWAY_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        populate_by_name=True,
     )
 
     # --- listening ---
@@ -56,40 +59,33 @@ class GatewaySettings(BaseSettings):
     #: allow a non-loopback listen address (the original's ``WAVRY_ALLOW_PUBLIC_BIND``)
     allow_public_bind: bool = Field(
         default=False,
-        validation_alias=_alias("WAVRY_ALLOW_PUBLIC_BIND", "WAVRY_GATEWAY_ALLOW_PUBLIC_BIND",
-                                "allow_public_bind"),
+        validation_alias=_alias("WAVRY_ALLOW_PUBLIC_BIND", "WAVRY_GATEWAY_ALLOW_PUBLIC_BIND"),
     )  # fmt: skip
     #: run a public bind with the insecure defaults (dev only)
     insecure_dev: bool = False
     #: ``production`` turns every insecure fallback off (``WAVRY_ENVIRONMENT``)
-    environment: str = Field(
-        default="development", validation_alias=_alias("WAVRY_ENVIRONMENT", "environment")
-    )
+    environment: str = Field(default="development", validation_alias=_alias("WAVRY_ENVIRONMENT"))
 
     # --- storage ---
     #: database URL; default SQLite at ``DATA_DIR/gateway.db``
-    database_url: str | None = Field(
-        default=None, validation_alias=_alias("WAVRY_DATABASE_URL", "database_url")
-    )
+    database_url: str | None = Field(default=None, validation_alias=_alias("WAVRY_DATABASE_URL"))
     data_dir: Path = Field(
-        default_factory=paths.data_dir, validation_alias=_alias("WAVRY_DATA_DIR", "data_dir")
+        default_factory=paths.data_dir, validation_alias=_alias("WAVRY_DATA_DIR")
     )
     #: Redis for shared rate limits and signaling fan-out across replicas (unset: in-process)
-    redis_url: SecretStr | None = Field(
-        default=None, validation_alias=_alias("WAVRY_REDIS_URL", "redis_url")
-    )
+    redis_url: SecretStr | None = Field(default=None, validation_alias=_alias("WAVRY_REDIS_URL"))
 
     # --- secrets ---
     admin_panel_token: SecretStr | None = Field(
-        default=None, validation_alias=_alias("ADMIN_PANEL_TOKEN", "admin_panel_token")
+        default=None, validation_alias=_alias("ADMIN_PANEL_TOKEN")
     )
     #: 32 bytes, base64: encrypts TOTP secrets at rest
     totp_key_b64: SecretStr | None = Field(
-        default=None, validation_alias=_alias("WAVRY_TOTP_KEY_B64", "totp_key_b64")
+        default=None, validation_alias=_alias("WAVRY_TOTP_KEY_B64")
     )
     #: store TOTP secrets in plaintext when no key is set (refused when production)
     allow_insecure_totp: bool = Field(
-        default=False, validation_alias=_alias("WAVRY_ALLOW_INSECURE_TOTP", "allow_insecure_totp")
+        default=False, validation_alias=_alias("WAVRY_ALLOW_INSECURE_TOTP")
     )
     #: HMAC key for the actor-address hashes in the audit log and the per-IP lockout keys; set
     #: the same value on every replica. Unset: a key generated into ``DATA_DIR``.
@@ -99,14 +95,12 @@ class GatewaySettings(BaseSettings):
     #: origins allowed for CORS and for the signaling WebSocket (comma-separated)
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_ALLOWED_ORIGINS),
-        validation_alias=_alias("WAVRY_ALLOWED_ORIGINS", "allowed_origins"),
+        validation_alias=_alias("WAVRY_ALLOWED_ORIGINS"),
     )
-    cors_allow_any: bool = Field(
-        default=False, validation_alias=_alias("WAVRY_CORS_ALLOW_ANY", "cors_allow_any")
-    )
+    cors_allow_any: bool = Field(default=False, validation_alias=_alias("WAVRY_CORS_ALLOW_ANY"))
     #: take the client address from X-Forwarded-For / X-Real-IP (only behind a trusted proxy)
     trust_proxy_headers: bool = Field(
-        default=False, validation_alias=_alias("WAVRY_TRUST_PROXY_HEADERS", "trust_proxy_headers")
+        default=False, validation_alias=_alias("WAVRY_TRUST_PROXY_HEADERS")
     )
     #: how many trusted proxies append to X-Forwarded-For (the client is that many from the right)
     trusted_proxy_hops: int = Field(default=1, ge=1, le=10)

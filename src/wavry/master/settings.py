@@ -23,7 +23,7 @@ LEASE_TTL_MAX = 3600
 
 class MasterSettings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="WAVRY_MASTER_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="WAVRY_MASTER_", env_nested_delimiter="__", extra="ignore", populate_by_name=True
     )
 
     #: HTTP listen address, ``host:port``
@@ -33,11 +33,11 @@ class MasterSettings(BaseSettings):
     insecure_dev: bool = False
     #: database URL; default SQLite at ``DATA_DIR/master.db``
     database_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("WAVRY_DATABASE_URL", "database_url")
+        default=None, validation_alias=AliasChoices("WAVRY_DATABASE_URL")
     )
     data_dir: Path = Field(
         default_factory=paths.data_dir,
-        validation_alias=AliasChoices("WAVRY_DATA_DIR", "data_dir"),
+        validation_alias=AliasChoices("WAVRY_DATA_DIR"),
     )
 
     # --- signing keys (leases) ---
@@ -58,7 +58,7 @@ class MasterSettings(BaseSettings):
     gateway_token: SecretStr | None = None
     admin_panel_token: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("ADMIN_PANEL_TOKEN", "admin_panel_token"),
+        validation_alias=AliasChoices("ADMIN_PANEL_TOKEN"),
     )
     #: key of the HMAC that hashes actor addresses in the audit log; default derived from the
     #: signing key, so hashes stay comparable across restarts

@@ -73,7 +73,7 @@ class RelaySettings(BaseSettings):
     health_listen: str = "127.0.0.1:9091"
     master_url: str = Field(
         default="http://localhost:8080",
-        validation_alias=AliasChoices("WAVRY_MASTER_URL", "WAVRY_RELAY_MASTER_URL", "master_url"),
+        validation_alias=AliasChoices("WAVRY_MASTER_URL", "WAVRY_RELAY_MASTER_URL"),
     )
     #: trusted lease keys: hex, or ``kid:hex,kid:hex`` during a rotation. Unset: trust the key the
     #: master returns at the first registration (pinned with a warning, and persisted in
@@ -81,7 +81,7 @@ class RelaySettings(BaseSettings):
     master_public_key: str | None = None
     data_dir: Path = Field(
         default_factory=paths.data_dir,
-        validation_alias=AliasChoices("WAVRY_DATA_DIR", "data_dir"),
+        validation_alias=AliasChoices("WAVRY_DATA_DIR"),
     )
     #: where trust-on-first-use pins are kept; default ``$WAVRY_DATA_DIR/relay_master_pins.json``
     pin_file: Path | None = None
@@ -94,7 +94,8 @@ class RelaySettings(BaseSettings):
     allow_insecure_dev: bool = Field(
         default=False,
         validation_alias=AliasChoices(
-            "WAVRY_RELAY_ALLOW_INSECURE_DEV", "WAVRY_ALLOW_INSECURE_RELAY", "allow_insecure_dev"
+            "WAVRY_RELAY_ALLOW_INSECURE_DEV",
+            "WAVRY_ALLOW_INSECURE_RELAY",
         ),
     )
     #: default: a new UUIDv4 per start (as the original)
@@ -102,7 +103,7 @@ class RelaySettings(BaseSettings):
         default_factory=lambda: str(uuid.uuid4()),
         min_length=1,
         max_length=64,
-        validation_alias=AliasChoices("WAVRY_RELAY_ID", "WAVRY_RELAY_RELAY_ID", "relay_id"),
+        validation_alias=AliasChoices("WAVRY_RELAY_ID", "WAVRY_RELAY_RELAY_ID"),
     )
     #: endpoints announced to the master, ``host:port`` comma list; default: the bound address,
     #: or for a wildcard bind the local address that routes to the master

@@ -18,7 +18,7 @@ SERVICE_TOKEN_MIN_LENGTH = 32
 
 
 class SignalingSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WAVRY_WS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="WAVRY_WS_", extra="ignore", populate_by_name=True)
 
     # --- who may open a socket ---
     #: a browser's Origin must be on ``WAVRY_ALLOWED_ORIGINS``; with this on, a request without
@@ -63,7 +63,7 @@ class SignalingSettings(BaseSettings):
     #: ``WAVRY_MASTER_GATEWAY_TOKEN``); unset: REQUEST_RELAY answers relay_unavailable
     master_token: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("WAVRY_GATEWAY_MASTER_TOKEN", "master_token"),
+        validation_alias=AliasChoices("WAVRY_GATEWAY_MASTER_TOKEN"),
     )
     #: total time budget of one lease request to the master
     master_timeout_secs: float = Field(default=5.0, gt=0, le=60)
