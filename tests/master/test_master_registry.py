@@ -86,7 +86,10 @@ async def _register(registry: Registry, session, relay_id: str, ip: str, now: fl
 
 
 async def test_sweeper_quarantines_then_purges_with_injected_clock(engine: AsyncEngine) -> None:
-    registry = Registry(RegistryConfig(quarantine_after=120.0, purge_after=600.0))
+    # assignable_max_age as long as quarantine: this test is about the sweeper's bookkeeping
+    registry = Registry(
+        RegistryConfig(quarantine_after=120.0, purge_after=600.0, assignable_max_age=120.0)
+    )
     maker = make_sessionmaker(engine)
     async with maker() as s, s.begin():
         for n, rid in enumerate(("quiet", "chatty", "banned", "draining")):
@@ -103,6 +106,9 @@ async def test_sweeper_quarantines_then_purges_with_injected_clock(engine: Async
         result = await registry.sweep(s, T0 + 120.5)
         assert result.quarantined == ("quiet",)
         assert [r.relay_id for r in await registry.assignable(s, T0 + 120.5)] == ["chatty"]
+        # with the default 15 s (3 missed heartbeats) chatty, silent for 20.5 s, is not offered
+        strict = Registry(RegistryConfig(quarantine_after=120.0))
+        assert await strict.assignable(s, T0 + 120.5) == []
 
     # a quarantined relay's next heartbeat puts it back on probation, not straight to active
     async with maker() as s, s.begin():

@@ -170,3 +170,24 @@ async def test_openapi_is_published(client: httpx.AsyncClient) -> None:
     spec = resp.json()
     assert "/v1/auth/register/verify" in spec["paths"] and "/.well-known/wavry-id" in spec["paths"]
     assert "422" not in resp.text  # validation errors are documented as 400
+
+
+async def test_metrics_count_relays_by_state(client: httpx.AsyncClient, clock: Clock) -> None:
+    await register_relay(client, "relay-1")
+    await register_relay(client, "relay-2", endpoints=["198.51.100.9:4000"])
+    for _ in range(3):
+        assert (await heartbeat(client, "relay-1")).status_code == 200
+    resp = await client.get("/metrics")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+    values = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in resp.text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert values['wavry_master_relays{state="active"}'] == 1
+    assert values['wavry_master_relays{state="new"}'] == 1
+    assert values['wavry_master_relays{state="banned"}'] == 0
+    assert values["wavry_master_relays_assignable"] == 2
+    clock.advance(60.0)  # both missed their heartbeats: not assignable, still registered
+    resp = await client.get("/metrics")
+    assert "wavry_master_relays_assignable 0" in resp.text

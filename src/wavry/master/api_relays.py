@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from wavry.master.deps import context, deny, require_relay_token
 from wavry.master.registry import RegistrationRefused
@@ -64,6 +64,36 @@ async def ready(request: Request) -> JSONResponse:
         signing_key_id=ctx.keys.kid,
     )
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
+
+
+_STATES = ("new", "probation", "active", "degraded", "draining", "quarantined", "banned")
+
+
+@router.get("/metrics", response_class=PlainTextResponse, tags=["ops"])
+async def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus text: relays by state, assignable relays, sweeps, uptime."""
+    ctx = context(request)
+    async with ctx.sessions() as session:
+        relays = await ctx.registry.all(session)
+        assignable = len(await ctx.registry.assignable(session, ctx.clock()))
+    by_state = dict.fromkeys(_STATES, 0)
+    for relay in relays:
+        by_state[relay.state] = by_state.get(relay.state, 0) + 1
+    lines = [
+        "# HELP wavry_master_relays Registered relays by state.",
+        "# TYPE wavry_master_relays gauge",
+        *(f'wavry_master_relays{{state="{state}"}} {n}' for state, n in sorted(by_state.items())),
+        "# HELP wavry_master_relays_assignable Relays that would be offered for a lease now.",
+        "# TYPE wavry_master_relays_assignable gauge",
+        f"wavry_master_relays_assignable {assignable}",
+        "# HELP wavry_master_sweeps_total Completed registry sweeps.",
+        "# TYPE wavry_master_sweeps_total counter",
+        f"wavry_master_sweeps_total {ctx.sweeps}",
+        "# HELP wavry_master_uptime_seconds Seconds since the master started.",
+        "# TYPE wavry_master_uptime_seconds gauge",
+        f"wavry_master_uptime_seconds {max(0.0, ctx.clock() - ctx.started_at):.3f}",
+    ]
+    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
 
 @router.get("/.well-known/wavry-id", response_model=WellKnownBody, tags=["keys"])

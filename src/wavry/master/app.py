@@ -81,8 +81,15 @@ def build_context(
         )
         engine = make_engine(url)
     sessions = make_sessionmaker(engine)
+    # A relay that missed `selection_missed_heartbeats` heartbeats is most likely gone: neither
+    # offered in leases nor counted as assignable by /ready (quarantine comes much later).
+    heartbeat_secs = settings.heartbeat_interval_ms / 1000.0
+    stale_after = min(
+        settings.quarantine_after_secs, settings.selection_missed_heartbeats * heartbeat_secs
+    )
     registry = Registry(
         RegistryConfig(
+            assignable_max_age=stale_after,
             probation_heartbeats=settings.probation_heartbeats,
             degraded_load_pct=settings.degraded_load_pct,
             quarantine_after=settings.quarantine_after_secs,
@@ -101,13 +108,7 @@ def build_context(
         ),
         keys,
         registry,
-        SelectionConfig(
-            max_age=min(
-                settings.quarantine_after_secs,
-                settings.selection_missed_heartbeats * settings.heartbeat_interval_ms / 1000.0,
-            ),
-            fresh_for=2 * settings.heartbeat_interval_ms / 1000.0,
-        ),
+        SelectionConfig(max_age=stale_after, fresh_for=2 * heartbeat_secs),
         rng=rng,
     )
     identities = IdentityService(

@@ -84,6 +84,8 @@ class RegistryConfig:
     ipv4_prefix: int = 24
     ipv6_prefix: int = 48
     min_bitrate_kbps: int = 10_000
+    #: relays unseen for longer are not offered (3 missed heartbeats; never above quarantine)
+    assignable_max_age: float = 15.0
 
 
 def heartbeat_transition(
@@ -262,7 +264,8 @@ class Registry:
         rows = await session.scalars(
             select(Relay).where(
                 Relay.state.in_([s.value for s in ASSIGNABLE_STATES]),
-                Relay.last_seen >= now - self.cfg.quarantine_after,
+                Relay.last_seen
+                >= now - min(self.cfg.assignable_max_age, self.cfg.quarantine_after),
             )
         )
         return list(rows.all())
