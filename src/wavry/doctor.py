@@ -122,6 +122,16 @@ def _uinput() -> Check:
     return Check("uinput (Wayland input)", ok, detail, fix, required=False)
 
 
+def _relay_fastpath() -> Check:
+    from wavry.relay import fastpath
+
+    name = "relay fast path (C)"
+    if fastpath.available():
+        return Check(name, True, "built: `wavry relay` forwards natively", required=False)
+    fix = "install gcc and libc6-dev, then `uv sync --reinstall-package wavry`"
+    return Check(name, False, fastpath.unavailable_reason(), fix, required=False)
+
+
 CHECKS: tuple[Callable[[], Check], ...] = (
     _python,
     _module("cryptography", "Noise handshake and packet encryption"),
@@ -136,6 +146,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     _identity,
     _udp_loopback,
     _dscp,
+    _relay_fastpath,
 )
 
 

@@ -357,3 +357,26 @@ def test_many_sessions_grow_the_table() -> None:
     assert all(fp.last_activity(s) is not None for s in sids)
     assert all(fp.remove_session(s) for s in sids)
     assert fp.sessions == 0
+
+
+async def test_server_refuses_on_without_the_extension(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.relay.test_relay_server import settings as server_settings
+    from wavry.relay.server import RelayServer
+
+    monkeypatch.setattr(fastpath, "_module", None)
+    monkeypatch.setattr(fastpath, "_error", "extension not built (test)")
+    server = RelayServer(server_settings(fastpath="on"))
+    with pytest.raises(RuntimeError, match="WAVRY_RELAY_FASTPATH=on"):
+        await server.start()
+    await server.close()
+    caplog.set_level("INFO", logger="wavry.relay.server")
+    auto = RelayServer(server_settings(fastpath="auto"))
+    await auto.start()
+    try:
+        assert not auto.fastpath_enabled
+        assert "pure-Python path (extension not built (test))" in caplog.text
+        assert "wavry_relay_fastpath_enabled{" in auto.prometheus()
+    finally:
+        await auto.close()

@@ -33,6 +33,7 @@ REQUIRED = {
     "relay.lease": "wavry.relay.lease",
     "relay.lease_claims": "wavry.relay.lease",
     "relay.core": "wavry.relay.core",
+    "relay.fastpath": "wavry.relay.fastpath",
     "net.impairment": "wavry.net.impairment",
     "net.mdns": "wavry.net.mdns",
     "input.events": "wavry.input.events",

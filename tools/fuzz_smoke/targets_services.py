@@ -157,6 +157,48 @@ def _relay_core() -> Harness:
     return Harness(seeds, call, (), 1600, (b"W\x01\x10\x00", b"W\x01\x01\x00", b"RI\x00\x01"))
 
 
+def _relay_fastpath() -> Harness:
+    """The native FORWARD fast path against the pure-Python core: same answers, same counters."""
+    from wavry.relay import fastpath, wire
+    from wavry.relay.core import RelayConfig, RelayCore
+    from wavry.rift.header import HandshakeHeader, TransportHeader
+
+    if not fastpath.available():
+        raise TargetUnavailable(f"relay fast path: {fastpath.unavailable_reason()}")
+    a, b = ("127.0.0.1", 1000), ("127.0.0.2", 2000)
+    present_c = wire.encode_lease_present(_SID, wire.Role.CLIENT, _lease("client", hlimit=2000))
+    present_s = wire.encode_lease_present(_SID, wire.Role.SERVER, _lease("server"))
+    seeds = [
+        wire.encode_forward(_SID, TransportHeader(7, 1).encode() + bytes(100)),
+        wire.encode_forward(_SID, HandshakeHeader(bytes(16), 0).encode() + bytes(40)),
+        wire.encode_forward(_SID, (5).to_bytes(8, "big") + bytes(900)),
+        present_c,
+        wire.encode_lease_renew(_SID),
+    ]
+    cfg = RelayConfig(ip_rate_limit_pps=10**6, replay_window=64, min_soft_kbps=1000)
+    pure = RelayCore(_RELAY_ID, _verifier(), cfg)
+    fast = RelayCore(_RELAY_ID, _verifier(), cfg)
+    fast.attach_fastpath(fastpath.load(cfg.replay_window), fastpath.counter_names())
+    for core in (pure, fast):
+        core.receive_datagram(present_c, a, 0.0, _WALL0)
+        core.receive_datagram(present_s, b, 0.0, _WALL0)
+    clock = [0.0]
+
+    def call(data: bytes) -> None:
+        clock[0] += 0.001
+        now = clock[0]
+        addr = a if data[-1:] < b"\x80" else b
+        want = pure.receive_datagram(data, addr, now, _WALL0 + now)
+        got = fast.receive_datagram(data, addr, now, _WALL0 + now)
+        assert got == want, f"fast path answered {got!r}, the pure core {want!r}"
+        for core in (pure, fast):
+            if core.get_timer() <= now:
+                core.handle_timer(now)
+        assert fast.counters.as_dict() == pure.counters.as_dict(), "counters differ"
+
+    return Harness(seeds, call, (), 1600, (b"W\x01\x10\x00", b"RI\x00\x01", b"\x00\x00\x00\x00"))
+
+
 # -- net / input / media --------------------------------------------------------------------------
 
 
@@ -538,6 +580,12 @@ TARGETS = [
         ("wavry.relay.core", "wavry.relay.wire", "wavry.relay.lease"),
         _relay_core,
         "relay datagram handling incl. a live session (never raises; accounting invariant)",
+    ),
+    Target(
+        "relay.fastpath",
+        ("wavry.relay.fastpath", "wavry.relay.core"),
+        _relay_fastpath,
+        "native FORWARD fast path against the pure-Python core (same answers and counters)",
     ),
     Target(
         "net.impairment",
