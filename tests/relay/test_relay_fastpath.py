@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import inspect
 import select
+import shutil
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -380,3 +382,39 @@ async def test_server_refuses_on_without_the_extension(
         assert "wavry_relay_fastpath_enabled{" in auto.prometheus()
     finally:
         await auto.close()
+
+
+# -- the build hook ----------------------------------------------------------------------------
+
+
+def _tree(root: Path) -> Path:
+    src = Path(__file__).resolve().parents[2] / "src/wavry/relay/_fastpath.c"
+    dest = root / "src/wavry/relay"
+    dest.mkdir(parents=True)
+    shutil.copy(src, dest / src.name)
+    return root
+
+
+def test_build_hook_is_deterministic(tmp_path: Path) -> None:
+    import hatch_build
+
+    a = hatch_build.compile_extension(_tree(tmp_path / "a"))
+    b = hatch_build.compile_extension(_tree(tmp_path / "b"))
+    assert a is not None and b is not None
+    assert a.read_bytes() == b.read_bytes()  # other directory, same bytes
+    assert str(tmp_path).encode() not in a.read_bytes()
+
+
+def test_build_hook_without_a_compiler_builds_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hatch_build
+
+    root = _tree(tmp_path)
+    monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
+    assert hatch_build.compile_extension(root) is None
+    assert "building without it" in capsys.readouterr().err
+    monkeypatch.delenv("CC")
+    monkeypatch.setenv("WAVRY_NO_EXTENSION", "1")
+    assert hatch_build.compile_extension(root) is None
+    assert not list((root / "src/wavry/relay").glob("*.so"))
