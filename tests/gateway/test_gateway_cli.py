@@ -33,6 +33,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             "ADMIN_PANEL_TOKEN",
             "WAVRY_DATABASE_URL",
             "WAVRY_TOTP_KEY_B64",
+            "WAVRY_TOTP_PREVIOUS_KEYS_B64",
             "WAVRY_REDIS_URL",
             "WAVRY_ALLOW_PUBLIC_BIND",
             "WAVRY_CORS_ALLOW_ANY",
@@ -225,3 +226,46 @@ async def test_control_plane_in_one_loop(tmp_path: Path) -> None:
     finally:
         await plane.stop()
     assert (tmp_path / "control-plane.db").exists()
+
+
+def test_totp_key_rotation_rekeys_every_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import base64
+
+    from wavry.gateway.totp import TotpSecretBox
+
+    old_key, new_key = b"o" * 32, b"n" * 32
+    b64 = lambda k: base64.b64encode(k).decode()  # noqa: E731
+    db = tmp_path / "gateway.db"
+    assert _run(["gateway", "db", "upgrade"]) == 0
+    old_box = TotpSecretBox(old_key, allow_plaintext=False)
+    secrets_by_user = {f"u{i}": bytes([i]) * 20 for i in range(3)}
+    with sqlite3.connect(db) as conn:
+        for i, (uid, secret) in enumerate(secrets_by_user.items()):
+            conn.execute(
+                "INSERT INTO users (id, email, username, display_name, public_key, password_hash,"
+                " totp_secret_enc, created_at) VALUES (?, ?, ?, 'X', 'ab', 'h', ?, 1.0)",
+                (uid, f"u{i}@b.co", f"user{i}", old_box.seal(secret, uid)),
+            )
+    conn.close()
+
+    monkeypatch.setenv("WAVRY_TOTP_KEY_B64", b64(new_key))
+    # without the previous key the secrets are unreadable: refused, nothing changed
+    assert _run(["gateway", "db", "rekey-totp"]) == 1
+    assert "WAVRY_TOTP_PREVIOUS_KEYS_B64" in capsys.readouterr().err
+    monkeypatch.setenv("WAVRY_TOTP_PREVIOUS_KEYS_B64", b64(old_key))
+    assert _run(["gateway", "db", "rekey-totp"]) == 0
+    assert "3 re-sealed" in capsys.readouterr().err
+    new_only = TotpSecretBox(new_key, allow_plaintext=False)
+    with sqlite3.connect(db) as conn:
+        rows = dict(conn.execute("SELECT id, totp_secret_enc FROM users").fetchall())
+    conn.close()
+    for uid, secret in secrets_by_user.items():
+        assert new_only.open(rows[uid], uid) == secret  # the old key is no longer needed
+        with pytest.raises(ValueError):
+            old_box.open(rows[uid], uid)
+    assert _run(["gateway", "db", "rekey-totp"]) == 0  # idempotent
+    assert "0 re-sealed, 3 already under the current key" in capsys.readouterr().err
+    monkeypatch.setenv("WAVRY_TOTP_PREVIOUS_KEYS_B64", "bm90LTMyLWJ5dGVz")
+    assert _run(["gateway", "db", "rekey-totp"]) == 2  # malformed previous key: bad settings

@@ -225,3 +225,17 @@ def test_insecure_totp_refused_in_production(tmp_path: object) -> None:
         GatewaySettings(totp_key_b64="c2hvcnQ=")  # 5 bytes
     ok = GatewaySettings(allow_insecure_totp=True, environment="development")
     assert ok.totp_plaintext_allowed
+
+
+def test_secret_box_reads_previous_keys_and_flags_them_for_reseal() -> None:
+    from wavry.gateway.totp import TotpSecretBox
+
+    old = TotpSecretBox(b"o" * 32, allow_plaintext=False)
+    rotating = TotpSecretBox(b"n" * 32, allow_plaintext=False, previous_keys=[b"o" * 32])
+    stored = old.seal(b"s" * 20, "u1")
+    assert rotating.open(stored, "u1") == b"s" * 20
+    assert rotating.needs_reseal(stored, "u1")
+    resealed = rotating.seal(b"s" * 20, "u1")
+    assert not rotating.needs_reseal(resealed, "u1")
+    with pytest.raises(ValueError):
+        rotating.open(stored, "u2")  # bound to its user, whichever key opens it

@@ -225,7 +225,11 @@ def build_context(
                 reset=settings.lockout_reset_secs,
             )
         ),
-        totp=TotpSecretBox(settings.totp_key(), allow_plaintext=settings.totp_plaintext_allowed),
+        totp=TotpSecretBox(
+            settings.totp_key(),
+            allow_plaintext=settings.totp_plaintext_allowed,
+            previous_keys=settings.totp_previous_keys(),
+        ),
         metrics=Metrics(),
         ip_key=ip_key,
         started_at=clock(),

@@ -102,6 +102,15 @@ def add_gateway_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     o.add_argument("path", type=Path)
     o.add_argument("--yes", action="store_true", help="confirm: the current data is replaced")
     _add_common(o)
+    o = ops.add_parser(
+        "rekey-totp",
+        help="re-seal every stored TOTP secret under WAVRY_TOTP_KEY_B64 (key rotation)",
+        description="Step 2 of a TOTP key rotation (docs/operations/runbooks.md): with the new "
+        "key in WAVRY_TOTP_KEY_B64 and the old one in WAVRY_TOTP_PREVIOUS_KEYS_B64, re-encrypt "
+        "every user's secret under the new key; then remove the previous key. Safe to run while "
+        "the gateway serves and to run again.",
+    )
+    _add_common(o)
     d.set_defaults(func=run_db)
 
 
@@ -219,10 +228,66 @@ def run_db(ns: argparse.Namespace) -> int:
             if not ns.yes:
                 raise CliError("restore replaces the current database: add --yes to confirm", 2)
             restore(url, ns.path)
+        elif ns.db_command == "rekey-totp":
+            asyncio.run(rekey_totp(settings, url))
     except CliError as exc:
         _say(str(exc))
         return exc.code
     return 0
+
+
+async def rekey_totp(settings: object, url: str) -> None:
+    """Re-seal TOTP secrets under the current key; counts are printed, secrets never."""
+    from sqlalchemy import select, update
+
+    from wavry.gateway.settings import GatewaySettings
+    from wavry.gateway.totp import TotpSecretBox
+    from wavry.storage import make_engine
+    from wavry.storage.models import User
+
+    assert isinstance(settings, GatewaySettings)
+    key = settings.totp_key()
+    if key is None:
+        raise CliError("rekey-totp needs the new key in WAVRY_TOTP_KEY_B64", 2)
+    box = TotpSecretBox(key, allow_plaintext=True, previous_keys=settings.totp_previous_keys())
+    engine = make_engine(url)
+    resealed = unreadable = current = 0
+    try:
+        async with engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(User.id, User.totp_secret_enc).where(User.totp_secret_enc.is_not(None))
+                )
+            ).all()
+            for user_id, stored in rows:
+                if stored is None:
+                    continue
+                if not box.needs_reseal(stored, user_id):
+                    current += 1
+                    continue
+                try:
+                    secret = box.open(stored, user_id)
+                except ValueError:
+                    unreadable += 1
+                    continue
+                await conn.execute(
+                    update(User)
+                    .where(User.id == user_id, User.totp_secret_enc == stored)
+                    .values(totp_secret_enc=box.seal(secret, user_id))
+                )
+                resealed += 1
+    finally:
+        await engine.dispose()
+    _say(
+        f"rekey-totp: {resealed} re-sealed, {current} already under the current key, "
+        f"{unreadable} unreadable with the configured keys"
+    )
+    if unreadable:
+        raise CliError(
+            f"{unreadable} TOTP secret(s) open with none of the configured keys: add the key "
+            "they were sealed with to WAVRY_TOTP_PREVIOUS_KEYS_B64 and run again",
+            1,
+        )
 
 
 def _migrate(url: str, op: str, revision: str) -> None:

@@ -83,6 +83,12 @@ class GatewaySettings(BaseSettings):
     totp_key_b64: SecretStr | None = Field(
         default=None, validation_alias=_alias("WAVRY_TOTP_KEY_B64")
     )
+    #: previous TOTP keys (comma-separated base64, 32 bytes each) still accepted for reading
+    #: during a rotation; `wavry gateway db rekey-totp` re-seals every secret under the current
+    #: key, then remove them
+    totp_previous_keys_b64: SecretStr | None = Field(
+        default=None, validation_alias=_alias("WAVRY_TOTP_PREVIOUS_KEYS_B64")
+    )
     #: store TOTP secrets in plaintext when no key is set (refused when production)
     allow_insecure_totp: bool = Field(
         default=False, validation_alias=_alias("WAVRY_ALLOW_INSECURE_TOTP")
@@ -164,7 +170,9 @@ class GatewaySettings(BaseSettings):
             return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
         return value
 
-    @field_validator("redis_url", "totp_key_b64", "audit_ip_key", mode="after")
+    @field_validator(
+        "redis_url", "totp_key_b64", "totp_previous_keys_b64", "audit_ip_key", mode="after"
+    )
     @classmethod
     def _blank_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
@@ -197,6 +205,7 @@ class GatewaySettings(BaseSettings):
     @model_validator(mode="after")
     def _consistent(self) -> GatewaySettings:
         self.totp_key()  # raises on a malformed key
+        self.totp_previous_keys()
         if self.production and self.allow_insecure_totp:
             raise ValueError(
                 "WAVRY_ALLOW_INSECURE_TOTP is refused when WAVRY_ENVIRONMENT=production"
@@ -221,6 +230,26 @@ class GatewaySettings(BaseSettings):
         if len(key) != 32:
             raise TotpKeyError(f"WAVRY_TOTP_KEY_B64 must decode to 32 bytes, not {len(key)}")
         return key
+
+    def totp_previous_keys(self) -> list[bytes]:
+        """The previous TOTP keys of a rotation (``WAVRY_TOTP_PREVIOUS_KEYS_B64``)."""
+        if self.totp_previous_keys_b64 is None:
+            return []
+        keys = []
+        for n, part in enumerate(self.totp_previous_keys_b64.get_secret_value().split(","), 1):
+            try:
+                key = base64.b64decode(part.strip(), validate=True)
+            except (binascii.Error, ValueError):
+                raise TotpKeyError(
+                    f"WAVRY_TOTP_PREVIOUS_KEYS_B64 entry {n} is not base64"
+                ) from None
+            if len(key) != 32:
+                raise TotpKeyError(
+                    f"WAVRY_TOTP_PREVIOUS_KEYS_B64 entry {n} must decode to 32 bytes, "
+                    f"not {len(key)}"
+                )
+            keys.append(key)
+        return keys
 
     @property
     def totp_plaintext_allowed(self) -> bool:

@@ -20,7 +20,7 @@ import hmac
 import os
 import secrets
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from urllib.parse import quote, urlencode
 
 from cryptography.exceptions import InvalidTag
@@ -134,10 +134,27 @@ class TotpSecretBox:
         *,
         allow_plaintext: bool,
         nonce: Callable[[int], bytes] = os.urandom,
+        previous_keys: Sequence[bytes] = (),
     ) -> None:
         self._aead = AESGCM(key) if key is not None else None
+        # Rotation: secrets sealed under a previous key still open; `wavry gateway db
+        # rekey-totp` re-seals them under the current key, after which the old key is dropped.
+        self._previous = [AESGCM(k) for k in previous_keys]
         self._allow_plaintext = allow_plaintext
         self._nonce = nonce
+
+    def needs_reseal(self, stored: str, user_id: str) -> bool:
+        """True when ``stored`` is plaintext or sealed under a previous key (and a key is set)."""
+        if self._aead is None:
+            return False
+        if not stored.startswith(self.PREFIX):
+            return True
+        try:
+            blob = base64.b64decode(stored[len(self.PREFIX) :], validate=True)
+            self._aead.decrypt(blob[:12], blob[12:], user_id.encode())
+        except (binascii.Error, InvalidTag, ValueError):
+            return True
+        return False
 
     @property
     def available(self) -> bool:
@@ -161,9 +178,14 @@ class TotpSecretBox:
                 raise ValueError("encrypted TOTP secret but no WAVRY_TOTP_KEY_B64 configured")
             try:
                 blob = base64.b64decode(stored[len(self.PREFIX) :], validate=True)
-                return self._aead.decrypt(blob[:12], blob[12:], user_id.encode())
-            except (binascii.Error, InvalidTag, ValueError):
-                raise ValueError("TOTP secret does not decrypt (wrong key or tampered)") from None
+            except (binascii.Error, ValueError):
+                raise ValueError("stored TOTP secret is malformed") from None
+            for aead in (self._aead, *self._previous):
+                try:
+                    return aead.decrypt(blob[:12], blob[12:], user_id.encode())
+                except (InvalidTag, ValueError):
+                    continue
+            raise ValueError("TOTP secret does not decrypt (wrong key or tampered)")
         if stored.startswith(self.PLAIN):
             try:
                 return b32decode(stored[len(self.PLAIN) :])
