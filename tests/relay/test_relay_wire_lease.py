@@ -247,3 +247,11 @@ def test_sign_lease_sets_kid() -> None:
                          iat=WALL0, nbf=WALL0, exp=WALL0 + 60, kid="ignored")  # fmt: skip
     token = sign_lease(claims, MASTER.seed, MASTER.kid)
     assert verify(token).kid == MASTER.kid
+
+
+def test_deeply_nested_unauthenticated_claims_are_a_reject_not_a_crash() -> None:
+    """Found by the fuzz smoke: json.loads on ~1000 '[' raised RecursionError before the
+    signature was checked, so one datagram could take the relay's receive path down."""
+    nested = b"[" * 5000 + b"]" * 5000
+    token = "v4.public." + base64.urlsafe_b64encode(nested + b"\x00" * 64).decode().rstrip("=")
+    assert code_of(token) is RejectCode.INVALID_SIGNATURE

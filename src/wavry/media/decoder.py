@@ -207,8 +207,15 @@ class VideoDecoder:
                 self._stats.skipped_waiting_keyframe += 1
                 return None
             self._waiting = False
+        try:
+            # the pixel conversion can fail on a corrupt stream too (e.g. errno 95 from
+            # reformat); decode() never raises on network input
+            decoded = DecodedFrame.from_av(image, decode_start=start, decode_end=self._clock())
+        except (av.error.FFmpegError, ValueError) as exc:
+            self._fail(str(exc))
+            return None
         self._stats.frames += 1
-        return DecodedFrame.from_av(image, decode_start=start, decode_end=self._clock())
+        return decoded
 
     def close(self) -> None:
         """Forget decoder state; a later ``decode`` starts again from a keyframe."""

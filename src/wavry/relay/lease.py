@@ -184,7 +184,8 @@ def _unverified_kid(token: str) -> str:
         raise LeaseRejected(RejectCode.INVALID_SIGNATURE, "token too short")
     try:
         doc = json.loads(raw[:-_SIG_SIZE])
-    except ValueError:
+    except (ValueError, RecursionError):
+        # unauthenticated bytes: deeply nested JSON must be a reject, not a crash (fuzz smoke)
         raise LeaseRejected(RejectCode.INVALID_SIGNATURE, "claims are not JSON") from None
     kid = doc.get("kid") if isinstance(doc, dict) else None
     if not isinstance(kid, str) or not kid:
@@ -239,7 +240,7 @@ class LeaseVerifier:
             if not isinstance(payload, bytes):
                 raise TypeError("payload")
             doc = json.loads(payload)
-        except (pyseto.PysetoError, ValueError, TypeError):
+        except (pyseto.PysetoError, ValueError, TypeError, RecursionError):
             raise LeaseRejected(bad, "signature does not verify") from None
         if not isinstance(doc, dict):
             raise LeaseRejected(bad, "claims are not an object")
