@@ -43,6 +43,16 @@ step "release dry-run (build every artifact, then verify)"
 rm -rf build/release
 uv run --locked python -m tools.release dry-run --out build/release
 
+step "fuzz smoke of every parser (docs/fuzzing.md)"
+uv run --locked python -m tools.fuzz_smoke --budget 45 --json build/fuzz-smoke.json
+
+step "memory soak, CI profile (docs/soak.md)"
+uv run --locked python -m tools.soak --profile ci --out build/soak-ci.json
+
+step "benchmark tracking against benchmarks/baseline.json (reported, not gating: noisy machine)"
+uv run --locked python -m tools.benchtrack run --baseline benchmarks/baseline.json \
+  --out build/bench-current.json || echo "benchtrack: regression flagged (not gating)" >&2
+
 step "quarantined tests (run and recorded, not gating)"
 rm -f build/quarantine-results.jsonl
 WAVRY_QUARANTINE_RESULTS=build/quarantine-results.jsonl \
