@@ -6,7 +6,8 @@ ChannelBind, Refresh (lifetime 0 to release), a Binding request to see that the 
 and ChannelData frames (4-byte header: channel number, length), TURN's fast path and the fair
 counterpart of our FORWARD.
 
-Messages are built and parsed here without I/O (``encode_request``, ``parse_message``);
+Messages are built and parsed without I/O by the shared STUN codec (``wavry.net.stun``:
+``encode_request``, ``parse_message``, re-exported here);
 ``TurnClient`` runs the request/response exchanges on a blocking UDP socket with a timeout and
 a bounded number of retransmissions. ``parse_message`` raises only ``StunError`` on any input
 (hypothesis-tested) and never reads past the declared length.
@@ -15,12 +16,22 @@ a bounded number of retransmissions. ``parse_message`` raises only ``StunError``
 from __future__ import annotations
 
 import hashlib
-import hmac
 import ipaddress
 import os
 import socket
 import struct
-from dataclasses import dataclass
+
+from wavry.net.stun import (
+    MAGIC_COOKIE,
+    Attr,
+    Method,
+    StunError,
+    StunMessage,
+    decode_xor_address,
+    encode_request,
+    encode_xor_address,
+    parse_message,
+)
 
 __all__ = [
     "CHANNEL_MIN",
@@ -39,160 +50,18 @@ __all__ = [
     "parse_message",
 ]
 
-MAGIC_COOKIE = 0x2112A442
-HEADER = struct.Struct(">HHI12s")
-HEADER_SIZE = 20
-MAX_MESSAGE_SIZE = 1500
-MAX_ATTRIBUTES = 64
 CHANNEL_MIN = 0x4000
 CHANNEL_MAX = 0x7FFF
-_ATTR = struct.Struct(">HH")
-_CLASS_MASK = 0x0110
-_SUCCESS = 0x0100
-_ERROR = 0x0110
 _TRANSPORT_UDP = 17
-
-
-class Method:
-    BINDING = 0x001
-    ALLOCATE = 0x003
-    REFRESH = 0x004
-    CREATE_PERMISSION = 0x008
-    CHANNEL_BIND = 0x009
-
-
-class Attr:
-    USERNAME = 0x0006
-    MESSAGE_INTEGRITY = 0x0008
-    ERROR_CODE = 0x0009
-    CHANNEL_NUMBER = 0x000C
-    LIFETIME = 0x000D
-    XOR_PEER_ADDRESS = 0x0012
-    REALM = 0x0014
-    NONCE = 0x0015
-    XOR_RELAYED_ADDRESS = 0x0016
-    REQUESTED_TRANSPORT = 0x0019
-    XOR_MAPPED_ADDRESS = 0x0020
-
-
-class StunError(Exception):
-    """Not a well-formed STUN message (or not one we asked for)."""
 
 
 class TurnError(Exception):
     """A TURN exchange failed (error response, no answer, unexpected answer)."""
 
 
-@dataclass(frozen=True, slots=True)
-class StunMessage:
-    method: int
-    cls: int  # 0 request, 0x10 indication, 0x100 success, 0x110 error
-    txid: bytes
-    attrs: tuple[tuple[int, bytes], ...]
-
-    def get(self, attr: int) -> bytes | None:
-        for kind, value in self.attrs:
-            if kind == attr:
-                return value
-        return None
-
-    @property
-    def is_success(self) -> bool:
-        return self.cls == _SUCCESS
-
-    @property
-    def error_code(self) -> int | None:
-        raw = self.get(Attr.ERROR_CODE)
-        if raw is None or len(raw) < 4:
-            return None
-        return (raw[2] & 0x07) * 100 + raw[3]
-
-
-def _msg_type(method: int, cls: int) -> int:
-    # Method bits M0-M11 are interleaved with the class bits C0 (bit 4) and C1 (bit 8).
-    return (method & 0x000F) | ((method & 0x0070) << 1) | ((method & 0x0F80) << 2) | cls
-
-
-def _split_type(msg_type: int) -> tuple[int, int]:
-    method = (msg_type & 0x000F) | ((msg_type & 0x00E0) >> 1) | ((msg_type & 0x3E00) >> 2)
-    return method, msg_type & _CLASS_MASK
-
-
-def _attr(kind: int, value: bytes) -> bytes:
-    pad = -len(value) % 4
-    return _ATTR.pack(kind, len(value)) + value + bytes(pad)
-
-
 def long_term_key(username: str, realm: str, password: str) -> bytes:
     """RFC 8489 §9.2.2 long-term key, MD5(username ":" realm ":" password) (no SASLprep)."""
     return hashlib.md5(f"{username}:{realm}:{password}".encode(), usedforsecurity=False).digest()
-
-
-def encode_xor_address(host: str, port: int, txid: bytes) -> bytes:
-    addr = ipaddress.ip_address(host)
-    xport = port ^ (MAGIC_COOKIE >> 16)
-    if addr.version == 4:
-        raw = int(addr) ^ MAGIC_COOKIE
-        return struct.pack(">BBHI", 0, 1, xport, raw)
-    mask = int.from_bytes(struct.pack(">I", MAGIC_COOKIE) + txid, "big")
-    return struct.pack(">BBH", 0, 2, xport) + (int(addr) ^ mask).to_bytes(16, "big")
-
-
-def decode_xor_address(value: bytes, txid: bytes) -> tuple[str, int]:
-    if len(value) < 8 or value[1] not in (1, 2):
-        raise StunError("bad XOR address")
-    port = struct.unpack_from(">H", value, 2)[0] ^ (MAGIC_COOKIE >> 16)
-    if value[1] == 1:
-        raw = struct.unpack_from(">I", value, 4)[0] ^ MAGIC_COOKIE
-        return str(ipaddress.IPv4Address(raw)), port
-    if len(value) < 20:
-        raise StunError("bad XOR IPv6 address")
-    mask = int.from_bytes(struct.pack(">I", MAGIC_COOKIE) + txid, "big")
-    return str(ipaddress.IPv6Address(int.from_bytes(value[4:20], "big") ^ mask)), port
-
-
-def encode_request(
-    method: int,
-    attrs: list[tuple[int, bytes]],
-    *,
-    txid: bytes | None = None,
-    key: bytes | None = None,
-) -> bytes:
-    """A request with ``attrs``; with ``key``, MESSAGE-INTEGRITY (HMAC-SHA1) is appended."""
-    txid = os.urandom(12) if txid is None else txid
-    if len(txid) != 12:
-        raise ValueError("a transaction id is 12 bytes")
-    body = b"".join(_attr(kind, value) for kind, value in attrs)
-    if key is None:
-        return HEADER.pack(_msg_type(method, 0), len(body), MAGIC_COOKIE, txid) + body
-    # The HMAC covers the header with a length that already counts the 24-byte MI attribute.
-    head = HEADER.pack(_msg_type(method, 0), len(body) + 24, MAGIC_COOKIE, txid)
-    mac = hmac.new(key, head + body, hashlib.sha1).digest()
-    return head + body + _attr(Attr.MESSAGE_INTEGRITY, mac)
-
-
-def parse_message(data: bytes) -> StunMessage:
-    """Parse a STUN message; raises only ``StunError``."""
-    if len(data) < HEADER_SIZE or len(data) > MAX_MESSAGE_SIZE:
-        raise StunError(f"length {len(data)}")
-    msg_type, length, cookie, txid = HEADER.unpack_from(data, 0)
-    if msg_type & 0xC000 or cookie != MAGIC_COOKIE:
-        raise StunError("not STUN")
-    if length % 4 or HEADER_SIZE + length > len(data):
-        raise StunError("bad length")
-    attrs: list[tuple[int, bytes]] = []
-    pos, end = HEADER_SIZE, HEADER_SIZE + length
-    while pos < end:
-        if pos + 4 > end or len(attrs) >= MAX_ATTRIBUTES:
-            raise StunError("truncated attribute or too many")
-        kind, alen = _ATTR.unpack_from(data, pos)
-        pos += 4
-        if pos + alen > end:
-            raise StunError("attribute overruns the message")
-        attrs.append((kind, bytes(data[pos : pos + alen])))
-        pos += alen + (-alen % 4)
-    method, cls = _split_type(msg_type)
-    return StunMessage(method, cls, bytes(txid), tuple(attrs))
 
 
 def channel_data_header(channel: int, length: int) -> bytes:

@@ -4,6 +4,11 @@ It only feeds the core, sends what the core wants sent, re-arms one timer, and w
 waits for events — all protocol logic stays in ``wavry.rift``. uvloop is used when installed.
 An optional ``ImpairmentLink`` degrades the *outgoing* direction in-process (loss, delay,
 jitter, reordering, duplication, bandwidth) for tests and ``wavry demo --impair``.
+
+STUN runs on the same socket (``UdpDriver.stun_binding``), so the reflexive address is the
+mapping peers see. Incoming datagrams that look like STUN (first two bits 00 + magic cookie;
+RIFT starts with "RI") *and* carry the id of a pending transaction are consumed here; everything
+else goes to the core unchanged.
 """
 
 from __future__ import annotations
@@ -16,6 +21,13 @@ from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from wavry.net.impairment import ImpairmentLink
+from wavry.net.stun import (
+    BindingTransaction,
+    RetransmitPolicy,
+    StunError,
+    looks_like_stun,
+    parse_message,
+)
 
 __all__ = [
     "DSCP_AF41",
@@ -109,6 +121,8 @@ class UdpDriver(asyncio.DatagramProtocol):
         self.datagrams_in = 0
         self.datagrams_out = 0
         self.send_errors = 0
+        self.stun_in = 0
+        self._stun: dict[bytes, tuple[BindingTransaction, asyncio.Future[None]]] = {}
 
     # asyncio.DatagramProtocol -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -117,11 +131,58 @@ class UdpDriver(asyncio.DatagramProtocol):
         self.flush()
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        if self._stun and looks_like_stun(data) and self._stun_received(data):
+            return
         self.datagrams_in += 1
         host, port = str(addr[0]), int(addr[1])
         self.core.receive_datagram(data, (host, port), self._loop.time())
         self.flush()
         self._wake()
+
+    def _stun_received(self, data: bytes) -> bool:
+        """Hand a STUN-looking datagram to its transaction; False if it is not ours."""
+        try:
+            msg = parse_message(data)
+        except StunError:
+            return False
+        pending = self._stun.get(msg.txid)
+        if pending is None:
+            return False
+        tx, done = pending
+        if not tx.receive(msg, self._loop.time()):
+            return False
+        self.stun_in += 1
+        if tx.done and not done.done():
+            done.set_result(None)
+        return True
+
+    async def stun_binding(
+        self, server: Address, *, policy: RetransmitPolicy | None = None
+    ) -> Address:
+        """The server-reflexive address of this socket as ``server`` sees it.
+
+        ``server`` is an IP literal of the socket's family. Raises ``StunTimeoutError`` or
+        ``StunErrorResponse`` (both ``StunClientError``) per ``wavry.net.stun``."""
+        tx = BindingTransaction(server, self._loop.time(), policy)
+        done: asyncio.Future[None] = self._loop.create_future()
+        self._stun[tx.txid] = (tx, done)
+        try:
+            while not tx.done:
+                for data in tx.datagrams_to_send(self._loop.time()):
+                    self._send(data, server)
+                at = tx.get_timer()
+                if at is None:
+                    break
+                await asyncio.wait({done}, timeout=max(0.0, at - self._loop.time()))
+                tx.handle_timer(self._loop.time())
+        finally:
+            del self._stun[tx.txid]
+            if not done.done():
+                done.cancel()
+        if tx.error is not None:
+            raise tx.error
+        assert tx.result is not None
+        return tx.result
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors (port unreachable...) are routine for UDP; the core's timers decide.
