@@ -28,6 +28,8 @@ Examples:
   wavry connect HOST[:PORT]    connect to a host (no HOST: list hosts on the LAN)
   wavry keygen                 create your identity and print your Wavry ID
   wavry show-id                print the Wavry ID of your identity
+  wavry login --gateway URL --email E   sign in and store the session token
+  wavry logout                 revoke and forget the stored session token
   wavry bench rift             measure the RIFT protocol core on this machine
   wavry bench relay            wavry relay vs coturn, same run (needs coturn)
   wavry bench signaling        gateway offer->answer round trips with 1,000 WebSockets
@@ -305,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_host_parser(sub)
     add_connect_parser(sub)
+
+    from wavry.cli_account import add_account_parsers
+
+    add_account_parsers(sub)
 
     from wavry.gateway.cli import add_control_plane_parser, add_gateway_parser
     from wavry.master.cli import add_master_parser
