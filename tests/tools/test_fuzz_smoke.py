@@ -36,6 +36,7 @@ REQUIRED = {
     "relay.fastpath": "wavry.relay.fastpath",
     "net.impairment": "wavry.net.impairment",
     "net.mdns": "wavry.net.mdns",
+    "net.stun": "wavry.net.stun",
     "input.events": "wavry.input.events",
     "media.decoder": "wavry.media.decoder",
     "master.bodies": "wavry.master.schemas",

@@ -520,6 +520,46 @@ def _gateway_validation() -> Harness:
     )
 
 
+def _net_stun() -> Harness:
+    """STUN Binding responses arriving on the streaming socket (``UdpDriver.stun_binding``)."""
+    from wavry.net import stun
+
+    txid = bytes(range(12))
+    xor = stun.encode_xor_address("203.0.113.7", 40000, txid)
+    xor6 = stun.encode_xor_address("2001:db8::7", 40000, txid)
+    seeds = [
+        stun.encode_response(
+            stun.Method.BINDING, txid, [(stun.Attr.XOR_MAPPED_ADDRESS, xor)], fingerprint=True
+        ),  # fmt: skip
+        stun.encode_response(stun.Method.BINDING, txid, [(stun.Attr.XOR_MAPPED_ADDRESS, xor6)]),
+        stun.encode_response(
+            stun.Method.BINDING,
+            txid,
+            [(stun.Attr.MAPPED_ADDRESS, stun.encode_address("198.51.100.1", 9))],
+        ),
+        stun.encode_response(
+            stun.Method.BINDING,
+            txid,
+            [(stun.Attr.ERROR_CODE, bytes([0, 0, 4, 20]) + b"nope")],
+            error=True,
+        ),  # fmt: skip
+    ]
+
+    def call(data: bytes) -> None:
+        msg = stun.parse_message(data)
+        # the driver's demultiplexer must never hide a message the parser accepts
+        assert stun.looks_like_stun(data), "parsed STUN that the demultiplexer would not see"
+        tx = stun.BindingTransaction(("192.0.2.1", 3478), 0.0, txid=msg.txid)
+        tx.datagrams_to_send(0.0)
+        tx.receive(msg, 0.1)
+        if tx.result is not None:
+            assert tx.error is None
+        _ = msg.error_code, msg.error_reason
+
+    tokens = (b"\x21\x12\xa4\x42", b"\x00\x20", b"\x00\x01", b"\x80\x28", b"\x00\x09")
+    return Harness(seeds, call, (stun.StunError,), 1600, tokens)
+
+
 # -- benchmarks -----------------------------------------------------------------------------------
 
 
@@ -594,6 +634,12 @@ TARGETS = [
         "impairment spec strings (+ to_spec round trip)",
     ),
     Target("net.mdns", ("wavry.net.mdns",), _mdns_txt, "mDNS TXT records of discovered hosts"),
+    Target(
+        "net.stun",
+        ("wavry.net.stun",),
+        _net_stun,
+        "STUN Binding responses on the streaming socket",
+    ),
     Target(
         "input.events",
         ("wavry.input.events",),
