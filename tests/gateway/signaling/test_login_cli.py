@@ -17,7 +17,7 @@ from tests.gateway.conftest import PASSWORD
 from tests.gateway.signaling.conftest import Gateway
 from wavry.cli import main
 from wavry.cli_account import normalize_gateway_url
-from wavry.credentials import GatewaySession, TokenStore
+from wavry.credentials import CredentialsError, GatewaySession, TokenStore
 from wavry.gateway import totp
 
 
@@ -152,3 +152,89 @@ def test_file_store_round_trip_is_atomic_and_private(_data_dir: Path) -> None:
     assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
     assert sorted(p.name for p in _data_dir.iterdir()) == ["gateway_session.json"]
     assert store.forget() and not store.forget()
+
+
+class _MemoryKeyring:
+    """Stands in for the optional ``keyring`` package (not installed here): its API surface."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], str] = {}
+
+    def get_keyring(self) -> object:
+        return self
+
+    def set_password(self, service: str, name: str, value: str) -> None:
+        self.items[service, name] = value
+
+    def get_password(self, service: str, name: str) -> str | None:
+        return self.items.get((service, name))
+
+    def delete_password(self, service: str, name: str) -> None:
+        del self.items[service, name]
+
+
+def test_keyring_backend_when_importable(monkeypatch: pytest.MonkeyPatch, _data_dir: Path) -> None:
+    import sys
+    import types
+
+    memory = _MemoryKeyring()
+    fail = types.ModuleType("keyring.backends.fail")
+    fail.Keyring = type("Keyring", (), {})  # type: ignore[attr-defined]
+    module = types.ModuleType("keyring")
+    for name in ("get_keyring", "set_password", "get_password", "delete_password"):
+        setattr(module, name, getattr(memory, name))
+    monkeypatch.setitem(sys.modules, "keyring", module)
+    monkeypatch.setitem(sys.modules, "keyring.backends", types.ModuleType("keyring.backends"))
+    monkeypatch.setitem(sys.modules, "keyring.backends.fail", fail)
+
+    file_store = TokenStore()  # WAVRY_TOKEN_STORE=file from the fixture
+    file_store.save(GatewaySession(gateway="https://gw", token="old"))
+    monkeypatch.setenv("WAVRY_TOKEN_STORE", "auto")
+    store = TokenStore()
+    assert store.backend == "keyring" and "keyring" in store.location
+    store.save(GatewaySession(gateway="https://gw", token="secret-token", username="erin"))
+    assert not file_store.path.exists()  # never two copies
+    assert "secret-token" in memory.items["wavry", "gateway-session"]
+    loaded = store.load()
+    assert loaded is not None and loaded.token == "secret-token"
+    assert store.forget() and store.load() is None and memory.items == {}
+
+    # a keyring whose backend is the "fail" one is treated as absent
+    monkeypatch.setattr(memory, "get_keyring", lambda: fail.Keyring())
+    monkeypatch.setattr(module, "get_keyring", lambda: fail.Keyring())
+    assert TokenStore().backend == "file"
+    monkeypatch.setenv("WAVRY_TOKEN_STORE", "keyring")
+    with pytest.raises(CredentialsError):
+        TokenStore()
+
+
+def test_token_store_choice_and_bad_records(
+    monkeypatch: pytest.MonkeyPatch, _data_dir: Path
+) -> None:
+    monkeypatch.setenv("WAVRY_TOKEN_STORE", "vault")
+    with pytest.raises(CredentialsError):
+        TokenStore()
+    monkeypatch.setenv("WAVRY_TOKEN_STORE", "file")
+    store = TokenStore()
+    _data_dir.mkdir(parents=True, exist_ok=True)
+    for bad in ("[]", '{"gateway": "x"}', '{"gateway": 1, "token": "t"}', "x" * 20_000):
+        store.path.write_text(bad)
+        with pytest.raises(CredentialsError):
+            store.load()
+
+
+def test_login_usage_and_unreachable_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["login", "--email", "x@example.com", "--password-stdin"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("pw\n"))
+    assert main([*base, "--gateway", "http://gw.example.org"]) == 2
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
+    assert main([*base, "--gateway", "http://127.0.0.1:9"]) == 2  # empty password
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main([*base, "--gateway", "http://127.0.0.1:9"]) == 2  # nothing on stdin
+    monkeypatch.setattr("sys.stdin", io.StringIO("pw\n"))
+    assert main([*base, "--gateway", "http://127.0.0.1:9"]) == 1  # nothing listens on port 9
+    err = capsys.readouterr().err
+    assert "plain http" in err and "cannot reach" in err and "pw" not in err
+    assert TokenStore().load() is None
