@@ -22,7 +22,7 @@ def _free_udp_port() -> int:
 
 @pytest.fixture
 def coturn(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    """A real STUN server: Debian coturn in STUN-only mode on 127.0.0.1."""
+    """A real STUN server: Debian coturn in STUN-only mode on 127.0.0.1 and ::1 (same port)."""
     binary = shutil.which("turnserver")
     if binary is None:
         pytest.skip("turnserver (coturn) is not installed: apt-get install coturn")
@@ -32,6 +32,7 @@ def coturn(tmp_path: Path) -> Iterator[tuple[str, int]]:
         "\n".join(
             [
                 "listening-ip=127.0.0.1",
+                "listening-ip=::1",  # the same port on IPv6 loopback
                 f"listening-port={port}",
                 "stun-only",
                 "no-tcp",

@@ -383,3 +383,12 @@ async def test_foreign_stun_datagrams_reach_the_core() -> None:
         assert driver.stun_in == 0
     finally:
         driver.close()
+
+
+async def test_ipv6_reflexive_address_from_coturn(coturn: tuple[str, int]) -> None:
+    host_core = HostEndpoint(identity=Identity.generate())
+    driver: UdpDriver = await open_udp_driver(lambda: host_core, local_addr=("::1", 0))
+    try:
+        assert await driver.stun_binding(("::1", coturn[1])) == driver.local_address
+    finally:
+        driver.close()
