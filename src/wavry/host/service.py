@@ -112,6 +112,15 @@ class HostService:
             name=self.settings.encoder,
         )
 
+    @property
+    def udp_driver(self) -> UdpDriver | None:
+        """The streaming socket once listening (candidates and STUN run on it)."""
+        return self._driver
+
+    def offer(self) -> HostOffer:
+        """What this host can stream (the Hello/HelloAck negotiation picks within it)."""
+        return self._offer()
+
     def _offer(self) -> HostOffer:
         s = self.settings
         codecs = offered_codecs(s.codecs, width=s.width, height=s.height, fps=s.fps)

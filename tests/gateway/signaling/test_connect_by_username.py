@@ -1,0 +1,190 @@
+"""Connect by username: a real gateway (uvicorn on 127.0.0.1), a real host service with its
+signaling loop, a real client that offers through the gateway and streams real frames."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.gateway.signaling.conftest import Gateway, gateway_settings
+from tests.host.conftest import free_port
+from tests.host.test_host_client import FrameLog
+from wavry.client.settings import ClientSettings
+from wavry.gateway import create_app
+from wavry.gateway.signaling.limits import SERVER_WS_MAX_SIZE
+from wavry.host.service import HostService
+from wavry.host.settings import HostSettings
+from wavry.net.signaling import Backoff, ws_url
+from wavry.rendezvous import ConnectError, HostRendezvous, connect_by_username
+from wavry.rift.identity import Identity
+from wavry.rift.trust import AllowList
+
+FAST = Backoff(initial=0.05, maximum=0.4)
+
+
+@asynccontextmanager
+async def running_host(
+    gw: Gateway, token: str, port: int | None = None
+) -> AsyncIterator[tuple[HostService, HostRendezvous]]:
+    settings = HostSettings(
+        capture="testsrc", input_backend="none", port=port or free_port(), mdns=False,
+        width=320, height=240, fps=30,
+    )  # fmt: skip
+    host = HostService(settings, identity=Identity.generate(), allow_list=AllowList())
+    rdv = HostRendezvous(host, gw.ws_url, token, backoff=FAST)
+    tasks = [asyncio.create_task(host.run()), asyncio.create_task(rdv.run())]
+    try:
+        for _ in range(200):
+            if rdv.status.binds:
+                break
+            await asyncio.sleep(0.02)
+        assert rdv.status.binds == 1
+        yield host, rdv
+    finally:
+        rdv.stop()
+        host.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+
+
+def _client_settings(seconds: float) -> ClientSettings:
+    return ClientSettings(host="0.0.0.0", port=1, headless=True, same_clock=True, run_for=seconds)
+
+
+async def test_connect_by_username_streams_verified_frames_over_a_share(gw: Gateway) -> None:
+    alice = await gw.register("alice")
+    bob = await gw.register("bob")
+    await gw.share(alice, "bob")  # alice shares her hosts with bob
+    async with running_host(gw, alice) as (host, rdv):
+        frames = FrameLog()
+        report, info = await connect_by_username(
+            gw.ws_url, bob, "alice", identity=Identity.generate(),
+            settings=_client_settings(2.0), on_frame=frames,
+        )  # fmt: skip
+    assert rdv.status.offers == 1 and rdv.status.answers == 1
+    assert info.host_wavry_id == host.identity.wavry_id  # pinned from the answer
+    assert report.host_wavry_id == host.identity.wavry_id
+    assert info.path == f"host 127.0.0.1:{host.status.listening[1]}"  # type: ignore[index]
+    assert report.established_at is not None and report.rejected is None
+    assert report.frames_presented >= 20
+    assert frames.verified == report.frames_presented  # every picture's barcode matched
+    assert info.first_frame_s is not None and info.first_frame_s < 3.0
+    assert host.status.sessions_started == 1
+
+
+async def test_unshared_user_is_refused_with_a_clear_message(gw: Gateway) -> None:
+    alice = await gw.register("alice")
+    mallory = await gw.register("mallory")
+    async with running_host(gw, alice) as (host, rdv):
+        with pytest.raises(ConnectError, match="not_shared: alice does not share"):
+            await connect_by_username(
+                gw.ws_url, mallory, "alice", identity=Identity.generate(),
+                settings=_client_settings(1.0), answer_timeout=3.0,
+            )  # fmt: skip
+        with pytest.raises(ConnectError, match="no account named|unknown_target"):
+            await connect_by_username(
+                gw.ws_url, mallory, "nobody", identity=Identity.generate(),
+                settings=_client_settings(1.0), answer_timeout=3.0,
+            )  # fmt: skip
+    assert rdv.status.offers == 0
+    assert host.status.sessions_started == 0
+
+
+async def test_offline_host_and_bad_token_are_explained(gw: Gateway) -> None:
+    alice = await gw.register("alice")
+    with pytest.raises(ConnectError, match="has no host online"):
+        await connect_by_username(
+            gw.ws_url, alice, "alice", identity=Identity.generate(),
+            settings=_client_settings(1.0), answer_timeout=3.0,
+        )  # fmt: skip
+    with pytest.raises(ConnectError, match="invalid_token.*wavry login"):
+        await connect_by_username(
+            gw.ws_url, "x" * 40, "alice", identity=Identity.generate(),
+            settings=_client_settings(1.0), answer_timeout=3.0,
+        )  # fmt: skip
+
+
+@asynccontextmanager
+async def gateway_on(port: int, tmp_path: Path, engine: AsyncEngine) -> AsyncIterator[Gateway]:
+    """A real gateway on a fixed port (to restart it where the host expects it)."""
+    app = create_app(gateway_settings(tmp_path), engine=engine, clock=time.time)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, lifespan="on", log_level="warning",
+        ws_max_size=SERVER_WS_MAX_SIZE, ws_ping_interval=None,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "uvicorn exited during start-up"
+        await asyncio.sleep(0.01)
+    http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    try:
+        yield Gateway(app=app, server=server, task=task, port=port, http=http)
+    finally:
+        await http.aclose()
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def test_host_reconnects_after_the_gateway_restarts(
+    tmp_path: Path, engine: AsyncEngine
+) -> None:
+    port = free_tcp_port()
+    async with gateway_on(port, tmp_path, engine) as gw:
+        alice = await gw.register("alice")
+        host_cm = running_host(gw, alice)
+        host, rdv = await host_cm.__aenter__()
+    try:
+        # The gateway is gone: the host keeps its UDP socket and retries with backoff.
+        await asyncio.sleep(0.5)
+        assert rdv.status.binds == 1 and host.udp_driver is not None
+        async with gateway_on(port, tmp_path, engine) as gw2:  # same port, same database
+            for _ in range(300):
+                if rdv.status.binds >= 2:
+                    break
+                await asyncio.sleep(0.02)
+            assert rdv.status.binds == 2
+            frames = FrameLog()
+            report, info = await connect_by_username(
+                gw2.ws_url, alice, "alice", identity=Identity.generate(),
+                settings=_client_settings(1.0), on_frame=frames,
+            )  # fmt: skip
+            assert report.frames_presented >= 10
+            assert frames.verified == report.frames_presented
+            assert info.path is not None
+    finally:
+        await host_cm.__aexit__(None, None, None)
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    b = Backoff(initial=0.5, maximum=30.0, jitter=0.5)
+    rng = random.Random(1)
+    delays = [b.delay(n, rng) for n in range(12)]
+    for n, d in enumerate(delays):
+        base = min(30.0, 0.5 * 2**n)
+        assert base * 0.5 <= d <= base
+    assert max(b.delay(10_000, rng) for _ in range(50)) <= 30.0
+    assert len({round(b.delay(3, rng), 6) for _ in range(20)}) > 1  # jitter
+
+
+def test_ws_url() -> None:
+    assert ws_url("https://gw.example.org") == "wss://gw.example.org/ws"
+    assert ws_url("http://127.0.0.1:8080/") == "ws://127.0.0.1:8080/ws"
+    assert ws_url("ws://127.0.0.1:1/ws") == "ws://127.0.0.1:1/ws"
+    with pytest.raises(ValueError):
+        ws_url("ftp://x")
