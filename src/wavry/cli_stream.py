@@ -25,13 +25,23 @@ controls the host at a time.
 Binding: loopback only by default. --public (or WAVRY_HOST_ALLOW_PUBLIC_BIND=1) lets the host
 listen on other addresses; keep pairing on when you do.
 
+Gateway: with --gateway (after `wavry login`) the host stays bound at the gateway (reconnecting
+with backoff) and answers `wavry connect USERNAME` from your own account and from accounts you
+share with; it sends its listen address(es) as candidates. Direct UDP only for now.
+
 Examples:
   wavry host --capture testsrc                 synthetic desktop, loopback only
+  wavry host --gateway https://gw.example.org --public --listen 0.0.0.0
   wavry host --allow <client-id> --public --listen 0.0.0.0
 """
 
 CONNECT_EPILOG = """\
 Without HOST, lists the Wavry hosts found on the LAN (mDNS, ~1 s).
+
+USERNAME: when a gateway is configured (--gateway URL, or `wavry login`) and TARGET has no
+":port" and is not an IP address, it is the account whose `wavry host --gateway` to reach (your
+own, or one that shares with you); the host's Wavry ID comes from its answer and is pinned.
+--direct forces HOST.
 
 In the window: Ctrl+Alt+Shift+Z releases/recaptures keyboard and mouse, Ctrl+Alt+Shift+F
 toggles fullscreen, Ctrl+Alt+Shift+S toggles the stats overlay.
@@ -97,6 +107,14 @@ def add_host_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--impair", default=None, help="degrade outgoing packets (tests), e.g. loss=5%%")
     p.add_argument("--identity", default=None, help="identity file (default DATA_DIR/identity.key)")
     p.add_argument("--status-json", action="store_true", help="print a JSON status line at exit")
+    p.add_argument(
+        "--gateway",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="URL",
+        help="be reachable by username through this gateway (default: the one of `wavry login`)",
+    )
     p.set_defaults(func=_run_host)
 
 
@@ -158,15 +176,40 @@ def _run_host(ns: argparse.Namespace) -> int:
     from wavry.bind_policy import BindPolicyError
     from wavry.net.udp import install_uvloop
 
+    rendezvous = None
+    if ns.gateway is not None:
+        try:
+            url, token = _gateway_login(ns.gateway)
+        except ValueError as exc:
+            print(f"wavry host: {exc}", file=sys.stderr)
+            return 1
+        from wavry.net.stun import stun_servers_from_env
+        from wavry.rendezvous import HostRendezvous
+
+        rendezvous = HostRendezvous(service, url, token, stun_servers=stun_servers_from_env())
+
     install_uvloop()
 
     async def main() -> HostStatus:
         import signal
 
         loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            service.stop()  # stop cleanly: say goodbye to clients
+            if rendezvous is not None:
+                rendezvous.stop()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, service.stop)  # stop cleanly: say goodbye to clients
-        return await service.run()
+            loop.add_signal_handler(sig, stop)
+        if rendezvous is None:
+            return await service.run()
+        signaling = asyncio.create_task(rendezvous.run())
+        try:
+            return await service.run()
+        finally:
+            rendezvous.stop()
+            await asyncio.wait_for(signaling, 5)
 
     from wavry.media.encoder import EncoderUnavailable
 
@@ -211,7 +254,19 @@ def add_connect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         epilog=CONNECT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("target", nargs="?", help="HOST[:PORT] (default port 4444)")
+    p.add_argument(
+        "target", nargs="?", help="HOST[:PORT] (default port 4444), or USERNAME with a gateway"
+    )
+    p.add_argument(
+        "--gateway",
+        default=None,
+        metavar="URL",
+        help="reach USERNAME through this gateway (default: the one of `wavry login`)",
+    )
+    p.add_argument("--direct", action="store_true", help="TARGET is a host name, never a username")
+    p.add_argument(
+        "--answer-timeout", type=float, default=10.0, help="seconds to wait for the host's answer"
+    )
     p.add_argument("--headless", action="store_true", help="decode without a window")
     p.add_argument("--fullscreen", action="store_true")
     p.add_argument("--relative-mouse", action="store_true", help="pointer-lock mode for games")
@@ -249,6 +304,8 @@ def _run_connect(ns: argparse.Namespace) -> int:
     from wavry.rift.trust import TrustFileError
     from wavry.trust_store import load_known_hosts, save_known_hosts
 
+    if _is_username_target(ns):
+        return _run_connect_username(ns)
     try:
         host, port = _parse_target(ns.target)
     except ValueError:
@@ -319,6 +376,109 @@ def _run_connect(ns: argparse.Namespace) -> int:
         return 1
     if ns.json:
         print(json.dumps(_report_json(report)))
+    return 0
+
+
+def _gateway_login(flag: str | None) -> tuple[str, str]:
+    """(WebSocket URL, token) from the stored `wavry login`; ``flag`` may name the gateway."""
+    from wavry.cli_account import normalize_gateway_url
+    from wavry.credentials import CredentialsError, TokenStore
+    from wavry.net.signaling import ws_url
+
+    try:
+        stored = TokenStore().load()
+    except CredentialsError as exc:
+        raise ValueError(str(exc)) from None
+    if flag:
+        wanted = normalize_gateway_url(flag, allow_http=True)
+        if stored is None or normalize_gateway_url(stored.gateway, allow_http=True) != wanted:
+            raise ValueError(
+                f"not logged in at {wanted}: run `wavry login --gateway {wanted} --email ...`"
+            )
+    if stored is None:
+        raise ValueError("not logged in: run `wavry login --gateway URL --email ...` first")
+    return ws_url(stored.gateway), stored.token
+
+
+def _is_username_target(ns: argparse.Namespace) -> bool:
+    import ipaddress
+    import re
+
+    target = ns.target
+    if ns.direct or ":" in target or not re.fullmatch(r"[A-Za-z0-9_.\-]{3,32}", target):
+        return False
+    try:
+        ipaddress.ip_address(target)
+        return False
+    except ValueError:
+        pass
+    if ns.gateway:
+        return True
+    from wavry.credentials import CredentialsError, TokenStore
+
+    try:
+        return TokenStore().load() is not None
+    except CredentialsError:
+        return False
+
+
+def _run_connect_username(ns: argparse.Namespace) -> int:
+    from wavry.client.settings import ClientSettings
+    from wavry.identity_store import IdentityFileError, load_or_create_identity
+    from wavry.net.udp import install_uvloop
+    from wavry.rendezvous import ConnectError, connect_by_username
+
+    username = ns.target.lower()
+    try:
+        url, token = _gateway_login(ns.gateway)
+        identity, _ = load_or_create_identity(
+            Path(ns.identity) if ns.identity else paths.identity_path()
+        )
+    except (ValueError, IdentityFileError) as exc:
+        print(f"wavry connect: {exc}", file=sys.stderr)
+        return 1
+    settings = ClientSettings(
+        host="0.0.0.0",
+        port=1,
+        headless=ns.headless,
+        fullscreen=ns.fullscreen,
+        relative_mouse=ns.relative_mouse,
+        max_bitrate_kbps=ns.max_bitrate,
+        monitor=ns.monitor,
+        same_clock=True,  # only used for loopback candidates
+        run_for=ns.seconds,
+        impair=ns.impair,
+    )
+    window_factory = None if ns.headless else _window_factory(settings)
+    install_uvloop()
+    try:
+        report, info = asyncio.run(
+            connect_by_username(
+                url,
+                token,
+                username,
+                identity=identity,
+                settings=settings,
+                answer_timeout=ns.answer_timeout,
+                window_factory=window_factory,
+            )
+        )
+    except ConnectError as exc:
+        print(f"wavry connect: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    if report.rejected:
+        print(f"wavry connect: {username}'s host refused: {report.rejected}", file=sys.stderr)
+        return 1
+    if ns.json:
+        doc = _report_json(report)
+        doc["path"] = info.path
+        doc["host_wavry_id"] = info.host_wavry_id
+        doc["first_frame_ms"] = (
+            None if info.first_frame_s is None else round(info.first_frame_s * 1000, 1)
+        )
+        print(json.dumps(doc))
     return 0
 
 

@@ -4,8 +4,12 @@ signaling loop, a real client that offers through the gateway and streams real f
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
+import signal
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +24,7 @@ from tests.gateway.signaling.conftest import Gateway, gateway_settings
 from tests.host.conftest import free_port
 from tests.host.test_host_client import FrameLog
 from wavry.client.settings import ClientSettings
+from wavry.credentials import GatewaySession, TokenStore
 from wavry.gateway import create_app
 from wavry.gateway.signaling.limits import SERVER_WS_MAX_SIZE
 from wavry.host.service import HostService
@@ -188,3 +193,62 @@ def test_ws_url() -> None:
     assert ws_url("ws://127.0.0.1:1/ws") == "ws://127.0.0.1:1/ws"
     with pytest.raises(ValueError):
         ws_url("ftp://x")
+
+
+# --- the commands, as subprocesses ------------------------------------------------------------
+
+
+def _login_env(tmp_path: Path, name: str, gw: Gateway, token: str, username: str) -> dict[str, str]:
+    """What `wavry login` leaves behind (its own test is test_login_cli.py): a 0600 record."""
+    env = {**os.environ, "WAVRY_DATA_DIR": str(tmp_path / name), "WAVRY_TOKEN_STORE": "file"}
+    TokenStore(env).save(GatewaySession(gateway=gw.http_url, token=token, username=username))
+    return env
+
+
+async def _wavry(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wavry", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def test_wavry_host_gateway_and_wavry_connect_username(tmp_path: Path, gw: Gateway) -> None:
+    alice = await gw.register("alice")
+    bob = await gw.register("bob")
+    carol = await gw.register("carol")
+    await gw.share(alice, "bob")
+    host_env = _login_env(tmp_path, "alice", gw, alice, "alice")
+    host = await _wavry(
+        "host", "--capture", "testsrc", "--input", "none", "--no-mdns", "--port", "0",
+        "--resolution", "320x240", "--fps", "30", "--gateway", gw.http_url, "--run-for", "20",
+        "--status-json", env=host_env,
+    )  # fmt: skip
+    try:
+        assert host.stderr is not None
+        seen = b""
+        while b"online at the gateway as alice" not in seen:
+            line = await asyncio.wait_for(host.stderr.readline(), 10)
+            assert line, seen.decode()
+            seen += line
+        bob_env = _login_env(tmp_path, "bob", gw, bob, "bob")
+        client = await _wavry(
+            "connect", "alice", "--headless", "--seconds", "2", "--json", env=bob_env
+        )
+        out, err = await asyncio.wait_for(client.communicate(), 20)
+        assert client.returncode == 0, err.decode()
+        doc = json.loads(out)
+        assert doc["frames_presented"] >= 20, doc
+        assert doc["path"].startswith("host 127.0.0.1:")
+        assert 0 < doc["first_frame_ms"] < 3000
+        assert "connected to alice via host 127.0.0.1:" in err.decode()
+        # carol has no share: a clear refusal, exit 1
+        carol_env = _login_env(tmp_path, "carol", gw, carol, "carol")
+        refused = await _wavry("connect", "alice", "--headless", "--seconds", "1", env=carol_env)
+        _, err = await asyncio.wait_for(refused.communicate(), 20)
+        assert refused.returncode == 1
+        assert "not_shared: alice does not share its hosts with you" in err.decode()
+    finally:
+        host.send_signal(signal.SIGTERM)
+        out, _ = await asyncio.wait_for(host.communicate(), 15)
+    assert host.returncode == 0
+    assert json.loads(out.decode().strip().splitlines()[-1])["sessions"] == 1
