@@ -45,20 +45,42 @@ from wavry.host.service import HostService
 from wavry.media.frames import DecodedFrame
 from wavry.net.candidates import gather_candidates
 from wavry.net.signaling import Backoff, SignalingFatal, SignalingSession, run_signaling
-from wavry.rift.config import PROTOCOL_VERSION
+from wavry.rift.config import PROTOCOL_VERSION, HostOffer
 from wavry.rift.identity import Identity
-from wavry.rift.negotiation import Rejection, negotiate
+from wavry.rift.negotiation import Rejection, SessionParams, negotiate
 from wavry.rift.proto import rift_pb2
 
 __all__ = [
     "ConnectError",
     "ConnectInfo",
     "HostRendezvous",
+    "answer_ack",
     "connect_by_username",
     "parse_candidate_addr",
 ]
 
 log = logging.getLogger(__name__)
+
+
+def answer_ack(hello_b64: str, offer: HostOffer) -> rift_pb2.HelloAck:
+    """The ``HelloAck`` preview for an offer's ``hello_b64``: the negotiation's result, or a
+    refusal (also for material that does not decode). Never raises on peer input."""
+    try:
+        result: SessionParams | Rejection = negotiate(decode_hello(hello_b64), offer)
+    except HelloMaterialError as exc:
+        result = Rejection(rift_pb2.REJECT_INVALID_PARAMETERS, f"bad hello: {exc}")
+    if isinstance(result, Rejection):
+        return rift_pb2.HelloAck(
+            accepted=False, reject_reason=result.reason, reject_message=result.message
+        )
+    return rift_pb2.HelloAck(
+        accepted=True,
+        selected_codec=result.codec,
+        stream_resolution=rift_pb2.Resolution(width=result.width, height=result.height),
+        fps=result.fps,
+        initial_bitrate_kbps=result.bitrate_kbps,
+        keyframe_interval_ms=result.keyframe_interval_ms,
+    )
 
 
 # --- host side ----------------------------------------------------------------------------------
@@ -132,28 +154,12 @@ class HostRendezvous:
         self.status.offers += 1
         service = self.service
         who = offer.target_username  # rewritten by the gateway to the offering account
-        try:
-            hello = decode_hello(offer.hello_b64)
-            result: Any = negotiate(hello, service.offer())
-        except HelloMaterialError as exc:
-            result = Rejection(rift_pb2.REJECT_INVALID_PARAMETERS, f"bad hello: {exc}")
-        if isinstance(result, Rejection):
-            ack = rift_pb2.HelloAck(
-                accepted=False, reject_reason=result.reason, reject_message=result.message
-            )
-            log.info("offer from %s refused: %s", who, result.message)
-        else:
-            ack = rift_pb2.HelloAck(
-                accepted=True,
-                selected_codec=result.codec,
-                stream_resolution=rift_pb2.Resolution(width=result.width, height=result.height),
-                fps=result.fps,
-                initial_bitrate_kbps=result.bitrate_kbps,
-                keyframe_interval_ms=result.keyframe_interval_ms,
-            )
-            if offer.wavry_id and service.settings.pairing != "open":
-                # The gateway only forwards offers its owner/share policy allows.
-                service.allow_list.add(offer.wavry_id, f"gateway:{who}")
+        ack = answer_ack(offer.hello_b64, service.offer())
+        if not ack.accepted:
+            log.info("offer from %s refused: %s", who, ack.reject_message)
+        elif offer.wavry_id and service.settings.pairing != "open":
+            # The gateway only forwards offers its owner/share policy allows.
+            service.allow_list.add(offer.wavry_id, f"gateway:{who}")
         await session.send(
             AnswerRift(
                 target_username=who,
@@ -323,6 +329,37 @@ async def connect_by_username(
     info.candidates = [f"{c.type} {c.addr}" for c in candidates]
     log.info("%s's host %s offers %s", username, answer.wavry_id, ", ".join(info.candidates))
 
+    return await connect_first(
+        candidates,
+        info,
+        t0=t0,
+        identity=identity,
+        settings=settings,
+        per_candidate=per_candidate,
+        window_factory=window_factory,
+        on_frame=on_frame,
+        on_connected=on_connected,
+    )
+
+
+async def connect_first(
+    candidates: Sequence[CandidateEntry],
+    info: ConnectInfo,
+    *,
+    t0: float,
+    identity: Identity,
+    settings: ClientSettings,
+    per_candidate: float = 2.0,
+    window_factory: Callable[[], Any] | None = None,
+    on_frame: Callable[[DecodedFrame, FrameTiming], None] | None = None,
+    on_connected: Callable[[ClientService, ConnectInfo], None] | None = None,
+) -> tuple[ClientReport, ConnectInfo]:
+    """Try ``candidates`` in order, each with ``per_candidate`` seconds to complete the Noise
+    handshake with ``info.host_wavry_id`` pinned; stream over the first that does."""
+    username = info.username
+    if not info.candidates:
+        info.candidates = [f"{c.type} {c.addr}" for c in candidates]
+
     def frame_seen(picture: DecodedFrame, timing: FrameTiming) -> None:
         if info.first_frame_s is None:
             info.first_frame_s = time.monotonic() - t0
@@ -335,6 +372,7 @@ async def connect_by_username(
             on_frame(picture, timing)
 
     loop = asyncio.get_running_loop()
+    failures: list[str] = []
     for entry in candidates:
         host, port = parse_candidate_addr(entry.addr)
         attempt = replace(
@@ -346,7 +384,7 @@ async def connect_by_username(
         client = ClientService(
             attempt,
             identity=identity,
-            expected_host_id=answer.wavry_id,
+            expected_host_id=info.host_wavry_id,
             window_factory=window_factory,
             on_frame=frame_seen,
         )
@@ -360,6 +398,7 @@ async def connect_by_username(
                 await asyncio.wait_for(task, 5)
             reason = client.report.close_reason or "no handshake"
             log.info("candidate %s %s failed: %s", entry.type, entry.addr, reason)
+            failures.append(f"{entry.type} {entry.addr}: {reason}")
             continue
         info.path = f"{entry.type} {entry.addr}"
         info.handshake_s = time.monotonic() - t0
@@ -374,7 +413,7 @@ async def connect_by_username(
         report = await task
         return report, info
     raise ConnectError(
-        f"none of {username}'s host addresses answered ({', '.join(info.candidates)}); "
+        f"none of {username}'s host addresses answered ({'; '.join(failures)}); "
         "direct connections need the host reachable over UDP (NAT hole punching and relays "
         "are not available yet: use `wavry connect HOST:PORT` on the same network)"
     )

@@ -27,10 +27,17 @@ from wavry.client.settings import ClientSettings
 from wavry.credentials import GatewaySession, TokenStore
 from wavry.gateway import create_app
 from wavry.gateway.signaling.limits import SERVER_WS_MAX_SIZE
+from wavry.gateway.signaling.messages import CandidateEntry
 from wavry.host.service import HostService
 from wavry.host.settings import HostSettings
 from wavry.net.signaling import Backoff, ws_url
-from wavry.rendezvous import ConnectError, HostRendezvous, connect_by_username
+from wavry.rendezvous import (
+    ConnectError,
+    ConnectInfo,
+    HostRendezvous,
+    connect_by_username,
+    connect_first,
+)
 from wavry.rift.identity import Identity
 from wavry.rift.trust import AllowList
 
@@ -252,3 +259,58 @@ async def test_wavry_host_gateway_and_wavry_connect_username(tmp_path: Path, gw:
         out, _ = await asyncio.wait_for(host.communicate(), 15)
     assert host.returncode == 0
     assert json.loads(out.decode().strip().splitlines()[-1])["sessions"] == 1
+
+
+async def test_host_stops_signaling_on_an_invalid_token_and_keeps_serving(gw: Gateway) -> None:
+    settings = HostSettings(
+        capture="testsrc", input_backend="none", port=free_port(), mdns=False,
+    )  # fmt: skip
+    host = HostService(settings, identity=Identity.generate(), allow_list=AllowList())
+    rdv = HostRendezvous(host, gw.ws_url, "y" * 40, backoff=FAST)
+    host_task = asyncio.create_task(host.run())
+    try:
+        await asyncio.wait_for(rdv.run(), 5)  # returns: retrying cannot fix a bad token
+        assert rdv.status.last_error == "invalid_token" and rdv.status.binds == 0
+        assert not host_task.done() and host.udp_driver is not None
+    finally:
+        host.stop()
+        await asyncio.wait_for(host_task, 10)
+
+
+async def test_a_silent_candidate_is_skipped_after_its_deadline() -> None:
+    """Candidates are tried in order: a dead address costs its per-candidate deadline, then the
+    next one that completes the handshake is kept (host ID pinned)."""
+    settings = HostSettings(
+        capture="testsrc", input_backend="none", port=free_port(), mdns=False,
+        width=320, height=240, fps=30, pairing="open",
+    )  # fmt: skip
+    host = HostService(settings, identity=Identity.generate(), allow_list=AllowList())
+    host_task = asyncio.create_task(host.run())
+    try:
+        while host.status.listening is None:
+            await asyncio.sleep(0.02)
+        port = host.status.listening[1]
+        dead = free_port()  # nothing listens there
+        cands = [
+            CandidateEntry(addr=f"127.0.0.1:{dead}", type="srflx"),
+            CandidateEntry(addr=f"127.0.0.1:{port}", type="host"),
+        ]
+        info = ConnectInfo(username="alice", host_wavry_id=host.identity.wavry_id)
+        t0 = time.monotonic()
+        report, info = await connect_first(
+            cands, info, t0=t0, identity=Identity.generate(),
+            settings=_client_settings(1.0), per_candidate=0.5,
+        )  # fmt: skip
+        assert info.path == f"host 127.0.0.1:{port}"
+        assert 0.5 <= (info.handshake_s or 0) < 2.0
+        assert report.frames_presented >= 5
+        # a host presenting another key than the answer's is not kept
+        info = ConnectInfo(username="alice", host_wavry_id=Identity.generate().wavry_id)
+        with pytest.raises(ConnectError, match="none of alice's host addresses answered"):
+            await connect_first(
+                cands[1:], info, t0=t0, identity=Identity.generate(),
+                settings=_client_settings(1.0), per_candidate=0.5,
+            )  # fmt: skip
+    finally:
+        host.stop()
+        await asyncio.wait_for(host_task, 10)
