@@ -38,10 +38,10 @@ Examples:
 CONNECT_EPILOG = """\
 Without HOST, lists the Wavry hosts found on the LAN (mDNS, ~1 s).
 
-USERNAME: when a gateway is configured (--gateway URL, or `wavry login`) and TARGET has no
-":port" and is not an IP address, it is the account whose `wavry host --gateway` to reach (your
-own, or one that shares with you); the host's Wavry ID comes from its answer and is pinned.
---direct forces HOST.
+USERNAME: with --gateway URL, a TARGET without ":port" that is not an IP address is the account
+whose `wavry host --gateway` to reach (your own, or one that shares with you); with only a
+stored `wavry login`, so is a TARGET without dots other than "localhost". The host's Wavry ID
+comes from its answer and is pinned. --direct forces HOST.
 
 In the window: Ctrl+Alt+Shift+Z releases/recaptures keyboard and mouse, Ctrl+Alt+Shift+F
 toggles fullscreen, Ctrl+Alt+Shift+S toggles the stats overlay.
@@ -414,6 +414,8 @@ def _is_username_target(ns: argparse.Namespace) -> bool:
         pass
     if ns.gateway:
         return True
+    if "." in target or target.lower() == "localhost":
+        return False  # host.lan, 10.0.0.1: with only a stored login, dotted names are hosts
     from wavry.credentials import CredentialsError, TokenStore
 
     try:

@@ -314,3 +314,27 @@ async def test_a_silent_candidate_is_skipped_after_its_deadline() -> None:
     finally:
         host.stop()
         await asyncio.wait_for(host_task, 10)
+
+
+def test_which_targets_are_usernames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from wavry.cli_stream import _is_username_target
+
+    monkeypatch.setenv("WAVRY_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("WAVRY_TOKEN_STORE", "file")
+
+    def ns(target: str, gateway: str | None = None, direct: bool = False) -> argparse.Namespace:
+        return argparse.Namespace(target=target, gateway=gateway, direct=direct)
+
+    # no gateway configured: always a host
+    assert not _is_username_target(ns("alice"))
+    assert _is_username_target(ns("alice", gateway="http://127.0.0.1:1"))
+    assert _is_username_target(ns("al.ice", gateway="http://127.0.0.1:1"))
+    for host in ("10.0.0.1", "::1", "alice:4444", "[::1]:4444", "x"):
+        assert not _is_username_target(ns(host, gateway="http://127.0.0.1:1"))
+    assert not _is_username_target(ns("alice", gateway="http://127.0.0.1:1", direct=True))
+    TokenStore().save(GatewaySession(gateway="http://127.0.0.1:1", token="t" * 40))
+    assert _is_username_target(ns("alice"))  # the stored login configures the gateway
+    for host in ("localhost", "host.lan", "192.0.2.1"):
+        assert not _is_username_target(ns(host))
