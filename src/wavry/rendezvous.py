@@ -144,7 +144,11 @@ class HostRendezvous:
 
     async def _handle(self, session: SignalingSession, msg: SignalingMessage) -> None:
         if isinstance(msg, OfferRift):
-            await self._answer(session, msg)
+            try:
+                await self._answer(session, msg)
+            except (OSError, ValueError) as exc:  # e.g. interfaces unreadable, bad label
+                self.status.last_error = type(exc).__name__
+                log.warning("could not answer %s: %s", msg.target_username, exc)
         elif isinstance(msg, Presence):
             log.info("presence: %s is %s", msg.username, "online" if msg.online else "offline")
         elif isinstance(msg, ErrorMsg):
