@@ -24,11 +24,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -45,6 +43,7 @@ from wavry.gateway.ratelimit import InMemoryRateLimiter, RateLimiter
 from wavry.gateway.sessions import Principal, SessionStore
 from wavry.gateway.settings import GatewaySettings
 from wavry.gateway.totp import TotpSecretBox
+from wavry.http_openapi import openapi_with_400
 from wavry.master.audit import Auditor
 from wavry.storage.engine import make_engine, make_sessionmaker
 from wavry.storage.models import HostShare, User, UserBan, UserChallenge
@@ -356,32 +355,5 @@ def create_app(
         max_age=600,
     )
     app.add_middleware(EdgeMiddleware, ctx=ctx)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: openapi_with_400(app)  # type: ignore[method-assign]
     return app
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    # Validation errors answer 400 {"error", "detail"}, not FastAPI's 422: say so in the spec.
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        for item in schema.get("paths", {}).values():
-            for operation in item.values():
-                responses = operation.get("responses", {})
-                if responses.pop("422", None) is not None:
-                    responses.setdefault(
-                        "400",
-                        {
-                            "description": "Invalid request",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/ErrorBody"}
-                                }
-                            },
-                        },
-                    )
-        for name in ("HTTPValidationError", "ValidationError"):
-            schema.get("components", {}).get("schemas", {}).pop(name, None)
-        app.openapi_schema = schema
-    return app.openapi_schema

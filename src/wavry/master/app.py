@@ -16,15 +16,14 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from wavry import __version__
+from wavry.http_openapi import openapi_with_400
 from wavry.master.audit import Auditor
 from wavry.master.identity import IdentityConfig, IdentityService
 from wavry.master.keys import MasterKeys, load_keys
@@ -214,34 +213,5 @@ def create_app(
     app.include_router(api_service.router)
     app.include_router(api_admin.router)
 
-    def openapi() -> dict[str, Any]:
-        # Validation errors answer 400 {"error", "detail"}, not FastAPI's 422: say so in the spec.
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title,
-                version=app.version,
-                description=app.description,
-                routes=app.routes,
-            )
-            for item in schema.get("paths", {}).values():
-                for operation in item.values():
-                    responses = operation.get("responses", {})
-                    if responses.pop("422", None) is not None:
-                        responses.setdefault(
-                            "400",
-                            {
-                                "description": "Invalid request",
-                                "content": {
-                                    "application/json": {
-                                        "schema": {"$ref": "#/components/schemas/ErrorBody"}
-                                    }
-                                },
-                            },
-                        )
-            for name in ("HTTPValidationError", "ValidationError"):
-                schema.get("components", {}).get("schemas", {}).pop(name, None)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = lambda: openapi_with_400(app)  # type: ignore[method-assign]
     return app
