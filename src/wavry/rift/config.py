@@ -23,6 +23,9 @@ class RiftConfig:
     #: First handshake retransmission after this long; doubles up to ``handshake_retry_max``.
     handshake_retry_initial: float = 0.25
     handshake_retry_max: float = 2.0
+    #: With several candidate paths (hole punching) MSG1 starts on this shorter schedule: the
+    #: first copies are expected to die at a NAT that has not opened yet.
+    punch_retry: float = 0.1
     #: Give up on a handshake (or an unanswered Hello) after this long.
     handshake_timeout: float = 10.0
     #: Give up on a session whose Hello is not answered (long enough for a host's user to

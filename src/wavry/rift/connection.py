@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 import os
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
@@ -54,6 +54,8 @@ Address = tuple[str, int]
 RandomBytes = Callable[[int], bytes]
 
 _REJECT_LINGER = 2.0
+#: A client tries at most this many paths at once (the host's candidates plus a relay).
+MAX_PATH_CANDIDATES = 24
 # Ids of recently delivered input/control packets, to apply a retransmission at most once.
 _DELIVERED_MEMORY = 4096  # a refused connection answers repeated Hellos this long, then goes
 
@@ -145,6 +147,9 @@ class Connection:
         self._retry_at: float | None = None
         self._retry_delay = config.handshake_retry_initial
         self._msg1 = b""
+        #: client only, until MSG2: every address MSG1 goes to (the first is ``peer_addr``)
+        self._candidates: list[Address] = []
+        self._raw_extra: list[tuple[bytes, Address]] = []  # MSG1 copies to other candidates
         self._msg2 = b""
         self._msg3 = b""
         self._hello: rift_pb2.Hello | None = None
@@ -184,12 +189,20 @@ class Connection:
         now: float,
         config: RiftConfig | None = None,
         expected_host_id: str | None = None,
+        candidates: Sequence[Address] = (),
         rng: RandomBytes = os.urandom,
     ) -> Connection:
         """Start a client session: queues MSG1 at once.
 
         ``expected_host_id`` pins the host's Wavry ID (from known-hosts); ``None`` is trust on
         first use: the application records ``HandshakeCompleted.peer_wavry_id``.
+
+        ``candidates`` are further addresses of the same host (hole punching: LAN, reflexive,
+        relay). MSG1 goes to every one of them, retransmitted on the punching schedule
+        (``config.punch_retry``), and the first valid MSG2 picks the path: ``peer_addr``
+        becomes its source. With candidates, a MSG2 from a host presenting another key drops
+        that address and restarts the handshake on the others (a stranger on a LAN address must
+        not end the attempt); it closes the connection only when no address is left.
         """
         conn = cls(
             is_client=True,
@@ -203,9 +216,15 @@ class Connection:
         hello.protocol_version = PROTOCOL_VERSION
         conn._hello = hello
         conn._expected_host_id = expected_host_id
+        conn._candidates = [peer_addr]
+        for addr in candidates:
+            if addr not in conn._candidates and len(conn._candidates) < MAX_PATH_CANDIDATES:
+                conn._candidates.append(addr)
+        if len(conn._candidates) > 1:
+            conn._retry_delay = config.punch_retry if config else RiftConfig().punch_retry
         conn._hsid = bytes(4) + rng(12)
         conn._msg1 = HandshakeHeader(conn._hsid, 0).encode() + conn._noise.write_message(b"")
-        conn._raw_out.append(conn._msg1)
+        conn._queue_msg1()
         conn._retry_at = now + conn._retry_delay
         return conn
 
@@ -270,7 +289,32 @@ class Connection:
         self._raw_out = []
         if self._sealer is not None and self.state is not ConnectionState.CLOSED:
             self._sender.drain(self._seal, now, out)
-        return [(d, self.peer_addr) for d in out]
+        sent = [(d, self.peer_addr) for d in out]
+        if self._raw_extra:
+            sent.extend(self._raw_extra)
+            self._raw_extra = []
+        return sent
+
+    @property
+    def path_candidates(self) -> list[Address]:
+        """The addresses a client handshake still tries (empty once a path is chosen)."""
+        return list(self._candidates) if self.state is ConnectionState.HANDSHAKE else []
+
+    def add_candidates(self, addrs: Sequence[Address], now: float) -> list[Address]:
+        """Try more addresses for the host while the handshake runs (e.g. a relay that became
+        available after the direct paths had their chance). MSG1 goes to the new ones at once.
+        Returns the addresses actually added (none after MSG2, duplicates or past the cap)."""
+        if not self.is_client or self.state is not ConnectionState.HANDSHAKE:
+            return []
+        added = [a for a in dict.fromkeys(addrs) if a not in self._candidates]
+        added = added[: max(0, MAX_PATH_CANDIDATES - len(self._candidates))]
+        self._candidates.extend(added)
+        self._raw_extra.extend((self._msg1, a) for a in added)
+        if added and self._retry_at is not None:
+            # New paths get the fast punching schedule, not the backed-off one.
+            self._retry_delay = min(self._retry_delay, self.config.punch_retry)
+            self._retry_at = min(self._retry_at, now + self._retry_delay)
+        return added
 
     def next_event(self) -> ev.Event | None:
         return self._events.popleft() if self._events else None
@@ -588,6 +632,15 @@ class Connection:
             self._restart_handshake(now)
             raise
         if self._expected_host_id is not None and peer.wavry_id != self._expected_host_id:
+            if addr in self._candidates and len(self._candidates) > 1:
+                # Another host answered on one of the paths: forget that path, keep trying.
+                self._candidates.remove(addr)
+                if self.peer_addr == addr:
+                    self.peer_addr = self._candidates[0]
+                self._restart_handshake(now)
+                raise RemoteProtocolError(
+                    DropReason.HANDSHAKE_FAILED, f"{addr} presented another host key"
+                )
             self._set_closed(
                 rift_pb2.DISCONNECT_HOST_KEY_CHANGED,
                 f"host identity changed: expected {self._expected_host_id}, "
@@ -598,6 +651,12 @@ class Connection:
         self.alias = peer.session_alias
         self.peer_wavry_id = peer.wavry_id
         self._last_rx = now
+        if addr != self.peer_addr:
+            # The first path to answer wins (MSG2 is authenticated by the Noise handshake).
+            old, self.peer_addr = self.peer_addr, addr
+            self._emit(ev.PeerAddressChanged(old, addr))
+        self._candidates = []
+        self._raw_extra = []
         own = make_identity_payload(self._identity, self._noise.static_public)
         self._msg3 = TransportHeader(self.alias, 0).encode() + self._noise.write_message(own)
         self._raw_out.append(self._msg3)
@@ -634,8 +693,11 @@ class Connection:
         self._noise = NoiseXX(initiator=True, static_private=self._rng(32), rng=self._rng)
         self._hsid = bytes(4) + self._rng(12)
         self._msg1 = HandshakeHeader(self._hsid, 0).encode() + self._noise.write_message(b"")
-        self._raw_out.append(self._msg1)
-        self._retry_delay = self.config.handshake_retry_initial
+        self._queue_msg1()
+        self._retry_delay = (
+            self.config.punch_retry if len(self._candidates) > 1
+            else self.config.handshake_retry_initial
+        )  # fmt: skip
         self._retry_at = now + self._retry_delay
 
     def _install_keys(self, now: float) -> None:
@@ -649,9 +711,13 @@ class Connection:
         assert self._hello is not None
         self._sender.queue_control(rift_pb2.ControlMessage(hello=self._hello))
 
+    def _queue_msg1(self) -> None:
+        self._raw_out.append(self._msg1)
+        self._raw_extra.extend((self._msg1, a) for a in self._candidates if a != self.peer_addr)
+
     def _retransmit_handshake(self, now: float) -> None:
         if self.state is ConnectionState.HANDSHAKE and self.is_client:
-            self._raw_out.append(self._msg1)
+            self._queue_msg1()
         elif self.state is ConnectionState.AWAIT_HELLO_ACK:
             # MSG3 or the Hello (or the HelloAck) was lost: resend both; the Hello gets a new id.
             self._raw_out.append(self._msg3)
