@@ -335,13 +335,22 @@ def create_app(
         ]
         return JSONResponse({"error": "invalid request", "detail": detail}, status_code=400)
 
-    from wavry.gateway import api_admin, api_auth, api_identity, api_misc, api_shares, api_totp
+    from wavry.gateway import (
+        api_admin,
+        api_auth,
+        api_connect,
+        api_identity,
+        api_misc,
+        api_shares,
+        api_totp,
+    )
 
     app.include_router(api_misc.router)
     app.include_router(api_auth.router)
     app.include_router(api_totp.router)
     app.include_router(api_identity.router)
     app.include_router(api_shares.router)
+    app.include_router(api_connect.router)
     app.include_router(api_admin.router)
     for optional in ("wavry.gateway.signaling.ws", "wavry.gateway.dashboard"):
         _include_optional(app, ctx, optional)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -183,3 +183,31 @@ class ShareResponse(BaseModel):
 
 class UnshareResponse(BaseModel):
     removed: bool
+
+
+# --- relayed sessions and connect by Wavry ID ---
+
+_WAVRY_ID = r"^[A-Za-z0-9_-]{43}$"
+
+
+class RelayFeedbackRequest(_Body):
+    """The master's ``FeedbackRequest`` (docs/master.md), forwarded as is after the gateway
+    checked that ``wavry_id`` is the caller's bound Wavry ID."""
+
+    session_id: str = Field(min_length=1, max_length=36)
+    relay_id: str = Field(min_length=1, max_length=64)
+    wavry_id: str = Field(min_length=43, max_length=43, pattern=_WAVRY_ID)
+    quality_score: int = Field(ge=0, le=100)
+    issues: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=16)
+    #: hex of the Ed25519 signature over ``wavry.feedback_protocol.feedback_message(...)``
+    signature: str = Field(min_length=128, max_length=128, pattern=_HEX)
+
+
+class RelayFeedbackResponse(BaseModel):
+    accepted: bool
+
+
+class HostByWavryIdResponse(BaseModel):
+    #: the account whose bound Wavry ID it is (what ``wavry connect USERNAME`` takes)
+    username: str
+    wavry_id: str

@@ -6,7 +6,7 @@ import math
 
 from fastapi import APIRouter, HTTPException, Request
 
-from wavry.master.deps import bearer_token, client_ip, context, deny
+from wavry.master.deps import bearer_token, client_ip, context, deny, tokens_equal
 from wavry.master.feedback import FeedbackRefused, submit_feedback
 from wavry.master.identity import AuthFailure
 from wavry.master.leases import IssuedLease, LeaseRefused
@@ -277,10 +277,26 @@ async def claim_lease(session_id: str, request: Request) -> LeaseResponse:
     return _lease_body(lease)
 
 
+def _feedback_key(request: Request, wavry_id: str) -> str:
+    """Feedback is limited per client address, except when the gateway forwards it (its service
+    token): every user behind one gateway would share its address, so the limit is per Wavry ID
+    then (the gateway limits each account as well)."""
+    expected = context(request).settings.gateway_token
+    token = bearer_token(request)
+    if (
+        expected is not None
+        and token is not None
+        and tokens_equal(token, expected.get_secret_value())
+    ):
+        return f"gateway:{wavry_id}"
+    return client_ip(request)
+
+
 @router.post("/v1/feedback", response_model=FeedbackResponse, tags=["feedback"], responses=_ERRORS)
 async def feedback(body: FeedbackRequest, request: Request) -> FeedbackResponse:
     ctx = context(request)
-    await _limit(request, ctx.feedback_limiter, client_ip(request), "feedback", body.wavry_id)
+    await _limit(request, ctx.feedback_limiter, _feedback_key(request, body.wavry_id), "feedback",
+                 body.wavry_id)  # fmt: skip
     try:
         async with ctx.sessions() as session, session.begin():
             await submit_feedback(

@@ -2,22 +2,22 @@
 
 The original accepted anyone's feedback for any relay, unsigned. Here the body names the session
 and the reporting Wavry ID; the signature (Ed25519 by that ID's key) covers
-``FEEDBACK_CONTEXT + canonical JSON`` of every field but the signature; each peer reports once.
+``FEEDBACK_CONTEXT + canonical JSON`` of every field but the signature (built by
+``wavry.feedback_protocol``, which clients import too); each peer reports once.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wavry.feedback_protocol import FEEDBACK_CONTEXT, feedback_message
 from wavry.rift.identity import InvalidWavryIdError, public_key_from_wavry_id, verify_signature
 from wavry.storage.models import Relay, RelaySession
 
 __all__ = ["FEEDBACK_CONTEXT", "FeedbackRefused", "feedback_message", "submit_feedback"]
 
-FEEDBACK_CONTEXT = b"wavry-master-v1 feedback\n"
 #: weight of a new report in the relay's quality EWMA
 EWMA_WEIGHT = 0.1
 
@@ -27,20 +27,6 @@ class FeedbackRefused(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
-
-
-def feedback_message(
-    *, session_id: str, relay_id: str, wavry_id: str, quality_score: int, issues: Sequence[str]
-) -> bytes:
-    body = {
-        "issues": list(issues),
-        "quality_score": quality_score,
-        "relay_id": relay_id,
-        "session_id": session_id,
-        "wavry_id": wavry_id,
-    }
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return FEEDBACK_CONTEXT + canonical.encode("ascii")
 
 
 async def submit_feedback(

@@ -1,4 +1,5 @@
-"""Asks the master for the two leases of a relay session (``POST /v1/leases/session``).
+"""Asks the master for the two leases of a relay session (``POST /v1/leases/session``) and
+forwards peers' signed session feedback (``POST /v1/feedback``).
 
 The gateway authenticates with its service token (``WAVRY_GATEWAY_MASTER_TOKEN``, the master's
 ``WAVRY_MASTER_GATEWAY_TOKEN``). Every call has a total time budget; every failure becomes a
@@ -114,6 +115,23 @@ class MasterClient:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    async def _post(self, path: str, body: dict[str, Any], *, what: str) -> httpx.Response:
+        """POST within the time budget; the answer is read (and bounded) before returning."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                resp = await self._client.post(path, json=body)
+                content = await resp.aread()
+        except (TimeoutError, httpx.TimeoutException):
+            raise MasterError(
+                MasterErrorKind.UNAVAILABLE, "the master did not answer in time"
+            ) from None
+        except httpx.HTTPError as exc:
+            log.warning("master %s request failed: %s", what, type(exc).__name__)
+            raise MasterError(MasterErrorKind.UNAVAILABLE, "the master is unreachable") from None
+        if len(content) > _MAX_RESPONSE:
+            raise MasterError(MasterErrorKind.UNAVAILABLE, "oversized answer from the master")
+        return resp
+
     async def open_session(
         self,
         *,
@@ -136,19 +154,7 @@ class MasterClient:
         ):
             if value is not None:
                 body[name] = value
-        try:
-            async with asyncio.timeout(self.timeout):
-                resp = await self._client.post("/v1/leases/session", json=body)
-                content = await resp.aread()
-        except (TimeoutError, httpx.TimeoutException):
-            raise MasterError(
-                MasterErrorKind.UNAVAILABLE, "the master did not answer in time"
-            ) from None
-        except httpx.HTTPError as exc:
-            log.warning("master lease request failed: %s", type(exc).__name__)
-            raise MasterError(MasterErrorKind.UNAVAILABLE, "the master is unreachable") from None
-        if len(content) > _MAX_RESPONSE:
-            raise MasterError(MasterErrorKind.UNAVAILABLE, "oversized answer from the master")
+        resp = await self._post("/v1/leases/session", body, what="lease")
         status = resp.status_code
         if status == 201:
             try:
@@ -168,6 +174,41 @@ class MasterClient:
             raise MasterError(MasterErrorKind.RATE_LIMITED, text, status)
         if status == 503:
             raise MasterError(MasterErrorKind.NO_RELAY, "no relay is available right now", status)
+        if 400 <= status < 500:
+            raise MasterError(MasterErrorKind.REFUSED, text, status)
+        raise MasterError(MasterErrorKind.UNAVAILABLE, f"the master failed (HTTP {status})", status)
+
+    async def submit_feedback(
+        self,
+        *,
+        session_id: str,
+        relay_id: str,
+        wavry_id: str,
+        quality_score: int,
+        issues: list[str],
+        signature: str,
+    ) -> None:
+        """Forward a peer's signed session feedback to the master's ``POST /v1/feedback``.
+
+        The master verifies the signature and that the Wavry ID is a peer of the session; its
+        refusals come back as ``REFUSED`` with the master's status (400 malformed, 401 bad
+        signature, 403 not a peer, 404 unknown session, 409 already reported).
+        """
+        body: dict[str, Any] = {
+            "session_id": session_id,
+            "relay_id": relay_id,
+            "wavry_id": wavry_id,
+            "quality_score": quality_score,
+            "issues": issues,
+            "signature": signature,
+        }
+        resp = await self._post("/v1/feedback", body, what="feedback")
+        status = resp.status_code
+        if status == 200:
+            return
+        text = _error_text(resp)
+        if status == 429:
+            raise MasterError(MasterErrorKind.RATE_LIMITED, text, status)
         if 400 <= status < 500:
             raise MasterError(MasterErrorKind.REFUSED, text, status)
         raise MasterError(MasterErrorKind.UNAVAILABLE, f"the master failed (HTTP {status})", status)
