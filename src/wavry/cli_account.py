@@ -7,6 +7,8 @@ import argparse
 import getpass
 import ipaddress
 import sys
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -127,6 +129,8 @@ def _cmd_login(ns: argparse.Namespace) -> int:
     except (ValueError, KeyError, AttributeError, TypeError):
         _err("wavry login: the gateway's answer has no session token")
         return 1
+    if not ns.no_bind_id:
+        session = replace(session, wavry_id=_bind_identity(ns, session))
     try:
         store.save(session)
     except (CredentialsError, OSError) as exc:
@@ -134,6 +138,50 @@ def _cmd_login(ns: argparse.Namespace) -> int:
         return 1
     _out(f"Logged in as {session.username} at {gateway}; token stored in {store.location}.")
     return 0
+
+
+def _bind_identity(ns: argparse.Namespace, session: GatewaySession) -> str | None:
+    """Bind this machine's Wavry ID (the identity ``wavry host`` / ``wavry connect`` use) to the
+    account, so relay leases name the key RIFT presents and relay feedback can be signed with
+    it. Never replaces another bound ID. Returns the account's bound Wavry ID (None: unknown).
+    A failure here is a warning: the login itself worked."""
+    import asyncio
+
+    from wavry import paths
+    from wavry.identity_store import IdentityFileError, load_or_create_identity
+    from wavry.net.gateway_api import BindOutcome, GatewayApiError, ensure_wavry_id_bound
+
+    path = Path(ns.identity) if ns.identity else paths.identity_path()
+    try:
+        identity, created = load_or_create_identity(path)
+    except IdentityFileError as exc:
+        _err(f"wavry login: not binding a Wavry ID: {exc}")
+        return None
+    if created:
+        _err(f"Created identity {path} (mode 0600). Your Wavry ID: {identity.wavry_id}")
+    try:
+        result = asyncio.run(
+            ensure_wavry_id_bound(session.gateway, session.token, identity, timeout=TIMEOUT)
+        )
+    except GatewayApiError as exc:
+        _err(
+            f"wavry login: logged in, but could not bind this machine's Wavry ID "
+            f"{identity.wavry_id}: {exc.message}. Relayed sessions and relay feedback need a "
+            "bound Wavry ID; run wavry login again to retry."
+        )
+        return None
+    if result.outcome is BindOutcome.BOUND:
+        _out(f"Bound this machine's Wavry ID {identity.wavry_id} to {session.username}.")
+    elif result.outcome is BindOutcome.OTHER:
+        _err(
+            f"Note: {session.username} is bound to the Wavry ID {result.bound_wavry_id}, not to "
+            f"this machine's {identity.wavry_id} ({path}); it was left unchanged. Relay leases "
+            "and relay feedback name the account's bound ID, so relayed sessions and feedback "
+            "work only from the identity with that ID: use its key file here "
+            "(wavry host/connect --identity PATH, and wavry login --identity PATH). A bound ID "
+            "cannot be changed from the CLI; ask the gateway's administrator."
+        )
+    return result.bound_wavry_id
 
 
 def _totp_required(resp: httpx.Response) -> bool:
@@ -193,7 +241,9 @@ def add_account_parsers(sub: Any) -> None:
         description="Sign in to a Wavry gateway (POST /auth/login) and store the session token "
         "in the OS keyring (when the keyring package is installed) or in DATA_DIR/"
         "gateway_session.json (mode 0600). Asks for the password, and for a 2FA code when the "
-        "account has 2FA. WAVRY_TOKEN_STORE=file|keyring|auto picks the store.",
+        "account has 2FA. WAVRY_TOKEN_STORE=file|keyring|auto picks the store. Then binds this "
+        "machine's Wavry ID to the account if it has none (--no-bind-id to skip); an account "
+        "bound to another ID is left as it is, with a note.",
     )
     p.add_argument("--gateway", required=True, metavar="URL", help="e.g. https://gw.example.org")
     p.add_argument("--email", required=True)
@@ -206,6 +256,19 @@ def add_account_parsers(sub: Any) -> None:
     p.add_argument("--totp", metavar="CODE", help="the 2FA code (default: ask when required)")
     p.add_argument(
         "--allow-http", action="store_true", help="allow plain http to a non-loopback gateway"
+    )
+    p.add_argument(
+        "--identity",
+        default=None,
+        metavar="PATH",
+        help="identity whose Wavry ID to bind to the account (default DATA_DIR/identity.key, "
+        "the one wavry host and wavry connect use; created if missing)",
+    )
+    p.add_argument(
+        "--no-bind-id",
+        action="store_true",
+        help="do not bind this machine's Wavry ID to the account (relayed sessions and relay "
+        "feedback need a bound ID)",
     )
     p.set_defaults(func=_cmd_login)
 

@@ -50,6 +50,8 @@ class GatewaySession:
     email: str = ""
     user_id: str = ""
     expires_at: int | None = None
+    #: the Wavry ID bound to the account when ``wavry login`` ran (None: unknown or none)
+    wavry_id: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -71,6 +73,7 @@ class GatewaySession:
                 email=str(doc.get("email", "")),
                 user_id=str(doc.get("user_id", "")),
                 expires_at=int(expires) if isinstance(expires, int | float) else None,
+                wavry_id=wid if isinstance(wid := doc.get("wavry_id"), str) and wid else None,
             )
         except (ValueError, TypeError, KeyError) as exc:
             raise CredentialsError(f"the stored session is unreadable ({exc})") from None
