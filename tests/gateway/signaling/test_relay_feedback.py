@@ -6,6 +6,7 @@ relay scores move, and forged, repeated or borrowed reports are refused."""
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -15,10 +16,17 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.gateway.signaling.conftest import Gateway, GatewayFactory
-from tests.gateway.signaling.test_signaling_relay import SERVICE_TOKEN, _master
+from tests.gateway.signaling.conftest import Gateway, GatewayFactory, run_gateway
+from tests.gateway.signaling.test_signaling_relay import (
+    RELAY_TOKEN,
+    SEED,
+    SERVICE_TOKEN,
+    _master,
+)
 from wavry.feedback_protocol import feedback_message
 from wavry.gateway.signaling.messages import RelayCredentials, RequestRelay
+from wavry.master import MasterSettings
+from wavry.master import create_app as create_master
 from wavry.net.gateway_api import (
     BindOutcome,
     GatewayApiError,
@@ -28,7 +36,7 @@ from wavry.net.gateway_api import (
 )
 from wavry.net.signaling import SignalingSession
 from wavry.rift.identity import Identity
-from wavry.storage import make_engine
+from wavry.storage import make_engine, upgrade
 from wavry.storage.models import Relay
 
 ALICE = Identity.from_seed(b"\xa1" * 32)
@@ -256,3 +264,68 @@ async def test_lookups_are_rate_limited(gateway_factory: GatewayFactory) -> None
         with pytest.raises(GatewayApiError) as info:
             await resolve_wavry_id(gw.http_url, token, unknown)
         assert info.value.status == 429 and "rate limited" in info.value.message
+
+
+@contextlib.asynccontextmanager
+async def _strict_master(path: Path) -> AsyncIterator[Gateway]:
+    """A master accepting ONE feedback per minute per key, with one relay."""
+    path.mkdir(parents=True)
+    engine = make_engine(f"sqlite+aiosqlite:///{path / 'master.db'}")
+    await upgrade(engine)
+    settings = MasterSettings(
+        data_dir=path, signing_key=SEED.hex(), relay_auth_token=RELAY_TOKEN,
+        gateway_token=SERVICE_TOKEN, feedback_rate_limit_per_min=1,
+    )  # fmt: skip
+    app = create_master(settings, engine=engine, rng=random.Random(3), run_background=False)
+    try:
+        async with run_gateway(app) as server:
+            auth = {"Authorization": f"Bearer {RELAY_TOKEN}"}
+            body = {"relay_id": "relay-0", "endpoints": ["127.0.0.1:4000"],
+                    "max_bitrate_kbps": 20000}  # fmt: skip
+            resp = await server.http.post("/v1/relays/register", json=body, headers=auth)
+            assert resp.status_code == 200, resp.text
+            for _ in range(3):
+                beat = {"relay_id": "relay-0", "load_pct": 5}
+                resp = await server.http.post("/v1/relays/heartbeat", json=beat, headers=auth)
+                assert resp.status_code == 200, resp.text
+            yield server
+    finally:
+        await engine.dispose()
+
+
+async def test_the_master_limits_forwarded_feedback_per_wavry_id_not_per_gateway(
+    gateway_factory: GatewayFactory, tmp_path: Path
+) -> None:
+    """Every report through one gateway comes from its address: the master keys the limit on
+    the Wavry ID when the gateway's service token comes with it, so two users do not share it."""
+    async with (
+        _strict_master(tmp_path / "strict") as master,
+        gateway_factory(
+            master_url=master.http_url, signaling={"master_token": SERVICE_TOKEN}
+        ) as gw,
+    ):
+        tokens = await _accounts(gw)
+        mine, theirs = await _relay_session(gw, tokens)
+        await send_relay_feedback(
+            gw.http_url, tokens["bob"], BOB, relay_id=mine.relay_id,
+            session_id=mine.session_id, quality_score=80, issues=[],
+        )  # fmt: skip
+        await send_relay_feedback(  # alice, same gateway address: her own budget
+            gw.http_url, tokens["alice"], ALICE, relay_id=theirs.relay_id,
+            session_id=theirs.session_id, quality_score=80, issues=[],
+        )  # fmt: skip
+        with pytest.raises(GatewayApiError) as info:  # bob again: over his budget
+            await send_relay_feedback(
+                gw.http_url, tokens["bob"], BOB, relay_id=mine.relay_id,
+                session_id=mine.session_id, quality_score=80, issues=[],
+            )  # fmt: skip
+        assert info.value.status == 429
+        # without the service token the limit is per address: this client used it up once
+        body = {"session_id": mine.session_id, "relay_id": mine.relay_id,
+                "wavry_id": CAROL.wavry_id, "quality_score": 1, "issues": []}  # fmt: skip
+        signed = {**body, "signature": CAROL.sign(feedback_message(**body)).hex()}
+        assert (await master.http.post("/v1/feedback", json=signed)).status_code == 403
+        assert (await master.http.post("/v1/feedback", json=signed)).status_code == 429
+        wrong = {"Authorization": "Bearer " + "w" * 40}  # a wrong token does not lift it
+        resp = await master.http.post("/v1/feedback", json=signed, headers=wrong)
+        assert resp.status_code == 429
