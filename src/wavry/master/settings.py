@@ -96,7 +96,8 @@ class MasterSettings(BaseSettings):
     token_ttl_secs: float = Field(default=86_400.0, gt=0)
     #: requests per client address per minute on the /v1/auth endpoints
     auth_rate_limit_per_min: int = Field(default=60, ge=1)
-    #: feedback submissions per client address per minute
+    #: feedback submissions per client address per minute (per Wavry ID when the gateway
+    #: forwards them with its service token)
     feedback_rate_limit_per_min: int = Field(default=120, ge=1)
 
     @field_validator("lease_ttl_secs")
