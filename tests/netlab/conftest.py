@@ -15,7 +15,7 @@ import pytest
 from wavry.netlab import NatLab, NetlabUnavailable, StunServer, check_available, start_stun
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def netlab_ok() -> None:
     try:
         check_available()
