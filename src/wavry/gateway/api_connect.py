@@ -61,6 +61,7 @@ async def relay_feedback(body: RelayFeedbackRequest, request: Request) -> RelayF
     bound = await _bound_wavry_id(request, principal.user_id)
     if bound != body.wavry_id:
         reason = "no_bound_wavry_id" if bound is None else "not_own_wavry_id"
+        ctx.metrics.inc("relay_feedback_refused")
         await audit(request, "relay_feedback", "refused", actor=actor, target_type="session",
                     target_id=body.session_id, details={"reason": reason})  # fmt: skip
         if bound is None:
@@ -86,6 +87,7 @@ async def relay_feedback(body: RelayFeedbackRequest, request: Request) -> RelayF
         )
     except MasterError as exc:
         status, message, headers = _map_master_error(exc)
+        ctx.metrics.inc("relay_feedback_refused" if status < 500 else "relay_feedback_failed")
         await audit(request, "relay_feedback", "refused" if status < 500 else "failed",
                     actor=actor, target_type="session", target_id=body.session_id,
                     details={"status": exc.status, "kind": exc.kind.value})  # fmt: skip

@@ -192,6 +192,9 @@ async def test_forged_borrowed_and_foreign_reports_are_refused(
         quality_score=100, issues=[],
     )  # fmt: skip
     assert (await _relay_row(db))[1] == 1
+    metrics = (await gw.http.get("/metrics")).text
+    assert "wavry_gateway_relay_feedback_forwarded_total 1" in metrics
+    assert "wavry_gateway_relay_feedback_refused_total 5" in metrics
 
 
 async def test_feedback_needs_a_bound_id_and_a_master(
