@@ -46,6 +46,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -245,6 +246,9 @@ def cleanup_stale(prefix: str = LAB_PREFIX, *, only_dead_owners: bool = True) ->
             _kill_netns(name)
             removed.append(name)
         owner_file.unlink(missing_ok=True)
+        # work directories of the dead lab's coturn and rig (tempfile.mkdtemp(prefix=...))
+        for leftover in Path(tempfile.gettempdir()).glob(f"{lab_prefix}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
     if removed:
         log.info("netlab: removed stale namespaces %s", ", ".join(removed))
     return removed
