@@ -5,6 +5,7 @@ relay scores move, and forged, repeated or borrowed reports are refused."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 import socket
@@ -332,3 +333,40 @@ async def test_the_master_limits_forwarded_feedback_per_wavry_id_not_per_gateway
         wrong = {"Authorization": "Bearer " + "w" * 40}  # a wrong token does not lift it
         resp = await master.http.post("/v1/feedback", json=signed, headers=wrong)
         assert resp.status_code == 429
+
+
+async def test_an_unreachable_or_silent_master_is_a_clear_5xx(
+    gateway_factory: GatewayFactory,
+) -> None:
+    silent_conns: list[asyncio.StreamWriter] = []
+
+    async def accept_and_say_nothing(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        silent_conns.append(w)
+
+    silent = await asyncio.start_server(accept_and_say_nothing, "127.0.0.1", 0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+        dead_url = f"http://127.0.0.1:{s.getsockname()[1]}"
+        silent_url = f"http://127.0.0.1:{silent.sockets[0].getsockname()[1]}"
+        try:
+            for url, status, text in (
+                (dead_url, 502, "cannot deliver"),
+                (silent_url, 504, "in time"),
+            ):
+                sig = {"master_token": SERVICE_TOKEN, "master_timeout_secs": 0.5}
+                async with gateway_factory(master_url=url, signaling=sig) as gw:
+                    token = await gw.register(f"frank{status}")
+                    me = Identity.from_seed(bytes([status % 256]) * 32)
+                    await ensure_wavry_id_bound(gw.http_url, token, me)
+                    with pytest.raises(GatewayApiError) as info:
+                        await send_relay_feedback(
+                            gw.http_url, token, me, relay_id="relay-0",
+                            session_id=str(uuid.uuid4()), quality_score=50, issues=[],
+                        )  # fmt: skip
+                    assert info.value.status == status and text in info.value.message
+                    assert SERVICE_TOKEN not in info.value.message
+        finally:
+            for w in silent_conns:
+                w.close()
+            silent.close()
+            await silent.wait_closed()
