@@ -136,12 +136,15 @@ def test_setup_is_fast_and_teardown_leaves_nothing(netlab_ok: None) -> None:
         for name in lab.namespaces:
             assert name in listed
         sleeper = lab.popen("host", ["sleep", "60"])
+        stun = start_stun(lab)  # never stopped here: the lab stops it and removes its directory
+        assert stun.workdir.is_dir()
         routes = lab.run("host", ["ip", "route"], check=True).stdout
         assert "default via 10.1.0.1" in routes
         # loopback is up everywhere
         for ns in ("pub", "nat-h", "nat-c", "host", "client"):
             assert "UP" in lab.run(ns, ["ip", "-br", "link", "show", "lo"]).stdout
     assert sleeper.returncode is not None  # killed at teardown
+    assert stun.proc.returncode is not None and not stun.workdir.exists()
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert lab.prefix not in listed
     links_after = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout

@@ -221,6 +221,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _remove_workdirs(lab_prefix: str) -> None:
+    """A lab's temporary directories (coturn's, the rig's): ``tempfile.mkdtemp(prefix=
+    f"{lab.prefix}-...")`` by convention, so they go with the lab."""
+    for leftover in Path(tempfile.gettempdir()).glob(f"{lab_prefix}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 def cleanup_stale(prefix: str = LAB_PREFIX, *, only_dead_owners: bool = True) -> list[str]:
     """Delete lab namespaces whose name starts with ``prefix`` (and kill what runs in them).
 
@@ -246,9 +253,7 @@ def cleanup_stale(prefix: str = LAB_PREFIX, *, only_dead_owners: bool = True) ->
             _kill_netns(name)
             removed.append(name)
         owner_file.unlink(missing_ok=True)
-        # work directories of the dead lab's coturn and rig (tempfile.mkdtemp(prefix=...))
-        for leftover in Path(tempfile.gettempdir()).glob(f"{lab_prefix}-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+        _remove_workdirs(lab_prefix)
     if removed:
         log.info("netlab: removed stale namespaces %s", ", ".join(removed))
     return removed
@@ -397,6 +402,7 @@ class NatLab:
             _kill_netns(name)
         self._created.clear()
         (_OWNER_DIR / f"{self.prefix}.pid").unlink(missing_ok=True)
+        _remove_workdirs(self.prefix)
         self._started = False
 
     def __enter__(self) -> NatLab:
