@@ -53,9 +53,11 @@ __all__ = [
     "decode_address",
     "decode_xor_address",
     "encode_address",
+    "encode_indication",
     "encode_request",
     "encode_response",
     "encode_xor_address",
+    "is_binding_indication",
     "looks_like_stun",
     "parse_message",
     "parse_server",
@@ -75,6 +77,7 @@ MAX_SERVERS = 8
 _ATTR = struct.Struct(">HH")
 _CLASS_MASK = 0x0110
 _REQUEST = 0x0000
+_INDICATION = 0x0010
 _SUCCESS = 0x0100
 _ERROR = 0x0110
 _MAX_REASON = 256
@@ -148,6 +151,10 @@ class StunMessage:
     @property
     def is_error(self) -> bool:
         return self.cls == _ERROR
+
+    @property
+    def is_indication(self) -> bool:
+        return self.cls == _INDICATION
 
     @property
     def error_code(self) -> int | None:
@@ -270,6 +277,25 @@ def encode_request(
     with ``key``, MESSAGE-INTEGRITY (HMAC-SHA1) is appended, then FINGERPRINT if asked."""
     txid = os.urandom(12) if txid is None else txid
     return _encode(_msg_type(method, _REQUEST), attrs, txid, key, fingerprint)
+
+
+def encode_indication(
+    method: int,
+    attrs: list[tuple[int, bytes]],
+    *,
+    txid: bytes | None = None,
+    fingerprint: bool = True,
+) -> bytes:
+    """An indication (RFC 5389 §6: class 01, never answered) with a random transaction id.
+
+    A Binding indication with FINGERPRINT is the hole-punching datagram: it opens the NAT
+    mapping towards the peer, and a STUN-aware receiver (``UdpDriver``) counts and drops it."""
+    txid = os.urandom(12) if txid is None else txid
+    return _encode(_msg_type(method, _INDICATION), attrs, txid, None, fingerprint)
+
+
+def is_binding_indication(msg: StunMessage) -> bool:
+    return msg.method == Method.BINDING and msg.cls == _INDICATION
 
 
 def encode_response(

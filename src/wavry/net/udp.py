@@ -9,6 +9,18 @@ STUN runs on the same socket (``UdpDriver.stun_binding``), so the reflexive addr
 mapping peers see. Incoming datagrams that look like STUN (first two bits 00 + magic cookie;
 RIFT starts with "RI") *and* carry the id of a pending transaction are consumed here; everything
 else goes to the core unchanged.
+
+Hole punching (``UdpDriver.punch``) sends STUN Binding *indications* (never answered) from this
+socket to the peer's candidates; received Binding indications are counted (``punch_in``,
+``punch_from``) and dropped, never given to the core.
+
+Relayed paths (``UdpDriver.attach_relay``): a ``wavry.net.relay_link.RelayLink`` gets a *virtual*
+peer address ``("relay:<session id hex>", relay_port)``. The core treats addresses as opaque, so
+it talks to that address like to any peer; the driver wraps what the core sends there in relay
+FORWARDs to the relay's real address, and unwraps FORWARDs from the relay (source address of an
+attached relay *and* relay magic 'W' version 1; RIFT starts with "RI", STUN with bits 00) into
+datagrams from the virtual address. The virtual address survives a change of socket (NAT
+rebinding, relay restart), so the RIFT session never sees the relay path move.
 """
 
 from __future__ import annotations
@@ -17,14 +29,19 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, cast
 
 from wavry.net.impairment import ImpairmentLink
+from wavry.net.relay_link import RelayLink, RelayLinkError
 from wavry.net.stun import (
     BindingTransaction,
+    Method,
     RetransmitPolicy,
     StunError,
+    encode_indication,
+    is_binding_indication,
     looks_like_stun,
     parse_message,
 )
@@ -37,6 +54,7 @@ __all__ = [
     "impairment_from_spec",
     "install_uvloop",
     "open_udp_driver",
+    "virtual_relay_address",
 ]
 
 log = logging.getLogger(__name__)
@@ -47,6 +65,17 @@ Address = tuple[str, int]
 DSCP_EF = 0xB8
 DSCP_AF41 = 0x88
 _SOCKET_BUFFER = 4 * 1024 * 1024
+#: relay magic 'W' + version 1 (wavry.relay.wire)
+_RELAY_PREFIX = b"W\x01"
+#: source addresses of the last punch indications remembered
+PUNCH_FROM_MAX = 8
+#: a punch burst lasts at most this many rounds (bounded whatever the caller asks)
+PUNCH_MAX_COUNT = 200
+
+
+def virtual_relay_address(link: RelayLink) -> Address:
+    """The opaque peer address the core sees for a relayed path (unique per session id)."""
+    return f"relay:{link.session_id.hex()}", link.relay_addr[1]
 
 
 class SansIoCore(Protocol):
@@ -123,6 +152,20 @@ class UdpDriver(asyncio.DatagramProtocol):
         self.send_errors = 0
         self.stun_in = 0
         self._stun: dict[bytes, tuple[BindingTransaction, asyncio.Future[None]]] = {}
+        # relayed paths: relay address -> session id -> (link, virtual address)
+        self._relays: dict[Address, dict[bytes, tuple[RelayLink, Address]]] = {}
+        self._virtual: dict[Address, RelayLink] = {}
+        #: datagrams from a relay consumed by links (control messages and FORWARDs)
+        self.relay_in = 0
+        #: datagrams from a relay address with relay magic but no attached session
+        self.relay_unknown = 0
+        #: core datagrams to a relayed path that could not be sent (too large, link closed)
+        self.relay_send_dropped = 0
+        # hole punching
+        self.punch_in = 0
+        self.punch_out = 0
+        self.punch_from: deque[Address] = deque(maxlen=PUNCH_FROM_MAX)
+        self._punch: asyncio.TimerHandle | None = None
 
     # asyncio.DatagramProtocol -----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -131,20 +174,46 @@ class UdpDriver(asyncio.DatagramProtocol):
         self.flush()
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        if self._stun and looks_like_stun(data) and self._stun_received(data):
+        source = (str(addr[0]), int(addr[1]))
+        if self._relays and data[:2] == _RELAY_PREFIX:
+            links = self._relays.get(source)
+            if links is not None:
+                self._relay_received(links, data)
+                return
+        # STUN starts with bits 00 (RIFT "R" and relay "W" are 01): one byte test first.
+        if data[:1] < b"\x40" and looks_like_stun(data) and self._stun_received(data, source):
             return
         self.datagrams_in += 1
-        host, port = str(addr[0]), int(addr[1])
-        self.core.receive_datagram(data, (host, port), self._loop.time())
+        self.core.receive_datagram(data, source, self._loop.time())
         self.flush()
         self._wake()
 
-    def _stun_received(self, data: bytes) -> bool:
-        """Hand a STUN-looking datagram to its transaction; False if it is not ours."""
+    def _relay_received(self, links: dict[bytes, tuple[RelayLink, Address]], data: bytes) -> None:
+        entry = links.get(data[4:20])
+        if entry is None:
+            self.relay_unknown += 1
+            return
+        self.relay_in += 1
+        link, vaddr = entry
+        now = self._loop.time()
+        payload = link.receive(data, now)
+        if payload is not None:
+            self.datagrams_in += 1
+            self.core.receive_datagram(payload, vaddr, now)
+        self.flush()
+        self._wake()
+
+    def _stun_received(self, data: bytes, source: Address) -> bool:
+        """Consume a STUN-looking datagram that is a punch indication or the answer of one of
+        our transactions; False (give it to the core) otherwise."""
         try:
             msg = parse_message(data)
         except StunError:
             return False
+        if is_binding_indication(msg):
+            self.punch_in += 1
+            self.punch_from.append(source)
+            return True
         pending = self._stun.get(msg.txid)
         if pending is None:
             return False
@@ -191,6 +260,7 @@ class UdpDriver(asyncio.DatagramProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        self.stop_punching()
         self.closed.set()
         self._wake()
 
@@ -204,14 +274,34 @@ class UdpDriver(asyncio.DatagramProtocol):
         if transport is None or transport.is_closing():
             return
         now = self._loop.time()
+        virtual = self._virtual
         for data, addr in self.core.datagrams_to_send(now):
             self.datagrams_out += 1
-            if self._impairment is None:
-                self._send(data, addr)
-            else:
-                for at in self._impairment.transmit(len(data), now):
-                    self._loop.call_at(at, self._send, data, addr)
+            if virtual:
+                link = virtual.get(addr)
+                if link is not None:
+                    try:
+                        wrapped = link.wrap(data)
+                    except RelayLinkError as exc:
+                        self.relay_send_dropped += 1
+                        log.debug("relayed datagram not sent: %s", exc)
+                        continue
+                    if wrapped is None:  # held until the relay acknowledges the lease
+                        continue
+                    data, addr = wrapped, link.relay_addr
+            self._emit(data, addr, now)
+        if virtual:
+            for link in virtual.values():
+                for data in link.datagrams_to_send(now):
+                    self._emit(data, link.relay_addr, now)
         self._arm()
+
+    def _emit(self, data: bytes, addr: Address, now: float) -> None:
+        if self._impairment is None:
+            self._send(data, addr)
+        else:
+            for at in self._impairment.transmit(len(data), now):
+                self._loop.call_at(at, self._send, data, addr)
 
     def _send(self, data: bytes, addr: Address) -> None:
         transport = self._transport
@@ -224,6 +314,10 @@ class UdpDriver(asyncio.DatagramProtocol):
 
     def _arm(self) -> None:
         at = self.core.get_timer()
+        for link in self._virtual.values():
+            t = link.get_timer()
+            if t is not None and (at is None or t < at):
+                at = t
         if at == self._timer_at:
             return
         if self._timer is not None:
@@ -236,9 +330,82 @@ class UdpDriver(asyncio.DatagramProtocol):
     def _fire(self) -> None:
         self._timer = None
         self._timer_at = None
-        self.core.handle_timer(self._loop.time())
+        now = self._loop.time()
+        # The timer may be a link's; cores act only on what is due, so calling both is safe.
+        self.core.handle_timer(now)
+        for link in self._virtual.values():
+            link.handle_timer(now)
         self.flush()
         self._wake()
+
+    # relayed paths ------------------------------------------------------------------------
+    def attach_relay(self, link: RelayLink) -> Address:
+        """Route a relayed path through this socket; returns the virtual peer address to give
+        the core (``Connection.client(peer_addr=...)``; a host core sees it as the source).
+
+        Re-attaching a bound link (a new socket after a NAT rebinding or a restart of our
+        side) presents its lease again at once, so the relay learns the new address."""
+        vaddr = virtual_relay_address(link)
+        if vaddr in self._virtual:
+            raise ValueError(f"a relay link for session {link.session_id.hex()} is attached")
+        self._relays.setdefault(link.relay_addr, {})[link.session_id] = (link, vaddr)
+        self._virtual[vaddr] = link
+        link.network_changed(self._loop.time())
+        self.flush()
+        return vaddr
+
+    def detach_relay(self, addr: Address) -> RelayLink | None:
+        """Stop routing the virtual address ``addr``; returns its link (None if unknown)."""
+        link = self._virtual.pop(addr, None)
+        if link is None:
+            return None
+        links = self._relays.get(link.relay_addr)
+        if links is not None:
+            links.pop(link.session_id, None)
+            if not links:
+                del self._relays[link.relay_addr]
+        self._arm()
+        return link
+
+    def relay_link(self, addr: Address) -> RelayLink | None:
+        return self._virtual.get(addr)
+
+    @property
+    def relay_links(self) -> dict[Address, RelayLink]:
+        """Attached links by virtual address (a copy)."""
+        return dict(self._virtual)
+
+    # hole punching ------------------------------------------------------------------------
+    def punch(self, addrs: Iterable[Address], *, count: int = 20, interval: float = 0.05) -> None:
+        """Send a Binding indication to each of ``addrs`` now and every ``interval`` seconds,
+        ``count`` rounds in all (default 1 s), until ``stop_punching``. A new call replaces a
+        burst in progress. Each indication has a fresh random transaction id."""
+        targets = list(dict.fromkeys(addrs))
+        if not 1 <= count <= PUNCH_MAX_COUNT:
+            raise ValueError(f"count must be 1..{PUNCH_MAX_COUNT}")
+        if not 0.005 <= interval <= 5.0:
+            raise ValueError("interval must be 5 ms..5 s")
+        self.stop_punching()
+        self._punch_round(targets, count, interval)
+
+    def _punch_round(self, targets: list[Address], left: int, interval: float) -> None:
+        self._punch = None
+        for addr in targets:
+            self.punch_out += 1
+            self._send(encode_indication(Method.BINDING, []), addr)
+        if left > 1:
+            self._punch = self._loop.call_later(
+                interval, self._punch_round, targets, left - 1, interval
+            )
+
+    def stop_punching(self) -> None:
+        if self._punch is not None:
+            self._punch.cancel()
+            self._punch = None
+
+    @property
+    def punching(self) -> bool:
+        return self._punch is not None
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -293,8 +460,13 @@ async def open_udp_driver(
     local_addr: Address,
     tos: int | None = None,
     impairment: ImpairmentLink | None = None,
+    relay_links: Iterable[RelayLink] = (),
+    on_activity: Callable[[], None] | None = None,
 ) -> UdpDriver:
-    """Bind a UDP socket on ``local_addr`` and drive the core built by ``core_factory``."""
+    """Bind a UDP socket on ``local_addr`` and drive the core built by ``core_factory``.
+
+    ``relay_links`` are attached before the first datagram leaves (a client core whose peer is
+    a relay's virtual address sends MSG1 at once; see ``virtual_relay_address``)."""
     loop = asyncio.get_running_loop()
     family = socket.AF_INET6 if ":" in local_addr[0] else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -306,7 +478,13 @@ async def open_udp_driver(
         sock.close()
         raise
     core = core_factory()
-    _, protocol = await loop.create_datagram_endpoint(
-        lambda: UdpDriver(core, impairment=impairment), sock=sock
-    )
+    links = list(relay_links)
+
+    def build() -> UdpDriver:
+        driver = UdpDriver(core, impairment=impairment, on_activity=on_activity)
+        for link in links:
+            driver.attach_relay(link)
+        return driver
+
+    _, protocol = await loop.create_datagram_endpoint(build, sock=sock)
     return protocol
