@@ -51,6 +51,8 @@ def test_rig_is_up_with_an_assignable_relay(rig: ControlPlaneRig) -> None:
     assert rig.relay_addr == ("203.0.113.2", 4000)
     status, ready = rig.http("GET", f"{rig.master_url}/ready")
     assert status == 200 and ready["relays_assignable"] == 1
+    metrics = rig.relay_metrics()
+    assert metrics["packets_rx"] == 0 and "packets_forwarded" in metrics
 
 
 def test_stored_logins_work_from_inside_each_namespace(rig: ControlPlaneRig) -> None:

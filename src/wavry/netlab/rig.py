@@ -361,6 +361,24 @@ class ControlPlaneRig:
         self.relay = self._spawn("pub", "relay", argv, env)
         return self.relay
 
+    def relay_metrics(self) -> dict[str, float]:
+        """The relay's Prometheus counters without the ``wavry_relay_`` prefix and labels, e.g.
+        ``{"packets_rx": 0.0, "packets_forwarded": 0.0, ...}`` (reset when the relay restarts).
+        A direct session must leave ``packets_rx`` where it was."""
+        ip, _ = self.relay_addr
+        status, text = self.http("GET", f"http://{ip}:{self.relay_health_port}/metrics")
+        if status != 200 or not isinstance(text, str):
+            raise NetlabError(f"relay /metrics answered {status}")
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if not line.startswith("wavry_relay_"):
+                continue
+            name_labels, _, value = line.rpartition(" ")
+            name = name_labels.split("{", 1)[0].removeprefix("wavry_relay_")
+            with contextlib.suppress(ValueError):
+                out[name] = float(value)
+        return out
+
     def stop_relay(self) -> int | None:
         return self.relay.stop() if self.relay is not None else None
 
