@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -314,10 +315,13 @@ def test_cleanup_stale_removes_a_dead_owners_lab(netlab_ok: None) -> None:
     lab = NatLab().start()
     try:
         sleeper = lab.popen("client", ["sleep", "60"])
+        # the owner was SIGKILLed and nobody has reaped it yet: a zombie counts as dead
         dead = subprocess.Popen(["true"])
-        dead.wait()
+        while Path(f"/proc/{dead.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            time.sleep(0.01)
         (topology._OWNER_DIR / f"{lab.prefix}.pid").write_text(f"{dead.pid}\n")
         removed = cleanup_stale(lab.prefix)
+        dead.wait()
         assert sorted(removed) == sorted(lab.namespaces)
         assert sleeper.wait(5) == -9  # processes inside the namespace were killed
         listed = subprocess.run(["ip", "netns"], capture_output=True, text=True).stdout

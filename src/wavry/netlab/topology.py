@@ -218,7 +218,12 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # a killed owner whose parent died too may stay a zombie until init reaps it: that is dead
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def _remove_workdirs(lab_prefix: str) -> None:
