@@ -48,10 +48,9 @@ def link(
     sid: bytes = SID,
     rid: str = RELAY_ID,
     ttl: float = 900.0,
-    **kw: float,
 ) -> RelayLink:
     token = MASTER.lease(sid, role.claim, rid=rid, now=clock.wall(), ttl=ttl)
-    return RelayLink(RELAY, sid, role, token, clock.now, wall=clock.wall, **kw)  # type: ignore[arg-type]
+    return RelayLink(RELAY, sid, role, token, clock.now, wall=clock.wall)
 
 
 def relay(**kw: float) -> RelayCore:
@@ -66,11 +65,11 @@ def rift(pid: int, size: int = 200) -> bytes:
 class Net:
     """Two links and a RelayCore, moving datagrams by hand."""
 
-    def __init__(self, clock: Clock, core: RelayCore | None = None, **kw: float) -> None:
+    def __init__(self, clock: Clock, core: RelayCore | None = None, ttl: float = 900.0) -> None:
         self.clock = clock
         self.core = core or relay()
-        self.client = link(clock, Role.CLIENT, **kw)
-        self.host = link(clock, Role.SERVER, **kw)
+        self.client = link(clock, Role.CLIENT, ttl=ttl)
+        self.host = link(clock, Role.SERVER, ttl=ttl)
         self.addr = {id(self.client): A, id(self.host): B}
         self.delivered: dict[int, list[bytes]] = {id(self.client): [], id(self.host): []}
         self.lost = False  # the relay is down: everything sent to it vanishes

@@ -368,3 +368,107 @@ async def test_relay_added_rtt_direct_vs_relayed(relay: RelayProc) -> None:
     )
     # The relay adds one loopback hop and its processing: well under 5 ms at the median.
     assert report["relay"][0] < report["direct"][0] + 5.0
+
+
+async def test_idle_session_does_not_re_present(rig: Rig) -> None:
+    """No media: only RIFT pings (0.5 s each way) cross the relay; silence_s (0.6 s) is longer
+    than any gap between them, so the links never re-present spuriously."""
+    presents = rig.client_link.presents_sent + rig.host_link.presents_sent
+    await asyncio.sleep(2.0)
+    assert rig.client_link.rebinds == rig.host_link.rebinds == 0
+    assert rig.client_link.presents_sent + rig.host_link.presents_sent == presents
+    assert rig.client_core.state is ConnectionState.ESTABLISHED
+
+
+class Scripted:
+    """A minimal sans-IO core: sends what the test queues, records what it receives."""
+
+    def __init__(self) -> None:
+        self.out: list[tuple[bytes, tuple[str, int]]] = []
+        self.got: list[tuple[bytes, tuple[str, int]]] = []
+
+    def receive_datagram(self, data: bytes, addr: tuple[str, int], now: float) -> None:
+        self.got.append((data, addr))
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
+        out, self.out = self.out, []
+        return out
+
+    def get_timer(self) -> float | None:
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        pass
+
+
+async def test_one_socket_many_relayed_sessions_and_detach(relay: RelayProc) -> None:
+    """A host serves two relayed peers through the same relay (two session ids) on one socket;
+    oversize datagrams and a detached path are refused without touching the network."""
+    loop = asyncio.get_running_loop()
+    sids = [uuid.uuid4().bytes for _ in range(2)]
+
+    def link(sid: bytes, role: Role) -> RelayLink:
+        token = MASTER.lease(sid, role.claim, now=time.time())
+        return RelayLink(relay.addr, sid, role, token, loop.time())
+
+    host_core, peer_cores = Scripted(), [Scripted(), Scripted()]
+    host_links = [link(s, Role.SERVER) for s in sids]
+    host = await open_udp_driver(
+        lambda: host_core, local_addr=("127.0.0.1", 0), relay_links=host_links
+    )
+    peers = []
+    for sid, core in zip(sids, peer_cores, strict=True):
+
+        def factory(c: Scripted = core) -> Scripted:
+            return c
+
+        peers.append(
+            await open_udp_driver(
+                factory, local_addr=("127.0.0.1", 0), relay_links=[link(sid, Role.CLIENT)]
+            )
+        )
+    vaddrs = list(host.relay_links)
+    assert len(vaddrs) == 2 and vaddrs[0] != vaddrs[1]
+    try:
+        async with asyncio.timeout(5):
+            while not all(
+                lk.state is LinkState.BOUND for d in (host, *peers) for lk in d.relay_links.values()
+            ):
+                await asyncio.sleep(0.01)
+        for i, (peer, core) in enumerate(zip(peers, peer_cores, strict=True)):
+            [pv] = peer.relay_links
+            core.out.append((b"to-host-%d" % i + bytes(8), pv))
+            peer.flush()
+            host_core.out.append((b"to-peer-%d" % i + bytes(8), vaddrs[i]))
+        host_core.out.append((bytes(1481), vaddrs[0]))  # one byte over a FORWARD
+        host.flush()
+        async with asyncio.timeout(5):
+            while len(host_core.got) < 2 or not all(c.got for c in peer_cores):
+                await asyncio.sleep(0.01)
+        # Each peer's datagram arrives from that session's virtual address, and back.
+        assert sorted(host_core.got) == sorted(
+            (b"to-host-%d" % i + bytes(8), vaddrs[i]) for i in range(2)
+        )
+        for i, core in enumerate(peer_cores):
+            assert [d for d, _ in core.got] == [b"to-peer-%d" % i + bytes(8)]
+        assert host.relay_send_dropped == 1
+        assert host_links[0].dropped_out == 1
+        # Detached: the path is gone; the core's datagrams to it are dropped, not resolved.
+        assert host.detach_relay(vaddrs[1]) is host_links[1]
+        assert host.detach_relay(vaddrs[1]) is None
+        errors = host.send_errors
+        host_core.out.append((b"late" + bytes(8), vaddrs[1]))
+        host.flush()
+        assert host.relay_send_dropped == 2 and host.send_errors == errors
+        # The relay still forwards the peer's datagrams to us: counted, not given to the core.
+        [pv] = peers[1].relay_links
+        # (the relay reads the first 8 bytes as a sequence number: larger than "to-host-")
+        peer_cores[1].out.append((b"~orphan~" + bytes(8), pv))
+        peers[1].flush()
+        async with asyncio.timeout(5):
+            while host.relay_unknown == 0:
+                await asyncio.sleep(0.01)
+        assert len(host_core.got) == 2
+    finally:
+        for d in (host, *peers):
+            d.close()

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol, cast
 
 from wavry.net.impairment import ImpairmentLink
-from wavry.net.relay_link import RelayLink, RelayLinkError
+from wavry.net.relay_link import RelayLink, RelayLinkError, RelayPayloadTooLargeError
 from wavry.net.stun import (
     BindingTransaction,
     Method,
@@ -65,6 +65,7 @@ Address = tuple[str, int]
 DSCP_EF = 0xB8
 DSCP_AF41 = 0x88
 _SOCKET_BUFFER = 4 * 1024 * 1024
+_VIRTUAL_PREFIX = "relay:"
 #: relay magic 'W' + version 1 (wavry.relay.wire)
 _RELAY_PREFIX = b"W\x01"
 #: source addresses of the last punch indications remembered
@@ -75,7 +76,7 @@ PUNCH_MAX_COUNT = 200
 
 def virtual_relay_address(link: RelayLink) -> Address:
     """The opaque peer address the core sees for a relayed path (unique per session id)."""
-    return f"relay:{link.session_id.hex()}", link.relay_addr[1]
+    return f"{_VIRTUAL_PREFIX}{link.session_id.hex()}", link.relay_addr[1]
 
 
 class SansIoCore(Protocol):
@@ -155,6 +156,8 @@ class UdpDriver(asyncio.DatagramProtocol):
         # relayed paths: relay address -> session id -> (link, virtual address)
         self._relays: dict[Address, dict[bytes, tuple[RelayLink, Address]]] = {}
         self._virtual: dict[Address, RelayLink] = {}
+        self._relayed = False  # a link was attached once (then outgoing addresses are checked)
+        self._warned_size = False
         #: datagrams from a relay consumed by links (control messages and FORWARDs)
         self.relay_in = 0
         #: datagrams from a relay address with relay magic but no attached session
@@ -275,13 +278,20 @@ class UdpDriver(asyncio.DatagramProtocol):
             return
         now = self._loop.time()
         virtual = self._virtual
+        relayed = self._relayed
         for data, addr in self.core.datagrams_to_send(now):
             self.datagrams_out += 1
-            if virtual:
+            if relayed:
                 link = virtual.get(addr)
                 if link is not None:
                     try:
                         wrapped = link.wrap(data)
+                    except RelayPayloadTooLargeError as exc:
+                        self.relay_send_dropped += 1
+                        if not self._warned_size:
+                            self._warned_size = True
+                            log.warning("%s: lower RiftConfig.chunk_payload on relayed paths", exc)
+                        continue
                     except RelayLinkError as exc:
                         self.relay_send_dropped += 1
                         log.debug("relayed datagram not sent: %s", exc)
@@ -289,6 +299,10 @@ class UdpDriver(asyncio.DatagramProtocol):
                     if wrapped is None:  # held until the relay acknowledges the lease
                         continue
                     data, addr = wrapped, link.relay_addr
+                elif addr[0].startswith(_VIRTUAL_PREFIX):
+                    # A detached relayed path: never hand "relay:..." to sendto (a name lookup).
+                    self.relay_send_dropped += 1
+                    continue
             self._emit(data, addr, now)
         if virtual:
             for link in virtual.values():
@@ -350,6 +364,7 @@ class UdpDriver(asyncio.DatagramProtocol):
             raise ValueError(f"a relay link for session {link.session_id.hex()} is attached")
         self._relays.setdefault(link.relay_addr, {})[link.session_id] = (link, vaddr)
         self._virtual[vaddr] = link
+        self._relayed = True
         link.network_changed(self._loop.time())
         self.flush()
         return vaddr
