@@ -388,3 +388,86 @@ def test_wrap_then_receive_is_identity(payload: bytes) -> None:
     # The relay forwards byte-identical, header included: the peer's link unwraps it.
     peer = link(clock, Role.SERVER)
     assert peer.receive(wrapped, 0.0) == payload
+
+
+def test_from_signaling_relay_credentials() -> None:
+    from wavry.gateway.signaling.messages import RelayCredentials
+
+    clock = Clock()
+    token = MASTER.lease(SID, "server", now=clock.wall())
+    creds = RelayCredentials(
+        target_username="alice",
+        relay_id=RELAY_ID,
+        addr="127.0.0.1:4000",
+        session_id=str(uuid.UUID(bytes=SID)),
+        lease=token,
+        role="server",
+        expires_at=clock.wall() + 900,
+    )
+    lk = RelayLink.from_credentials(creds, 0.0, wall=clock.wall)
+    assert (lk.relay_addr, lk.session_id, lk.role) == (RELAY, SID, Role.SERVER)
+    assert lk.token_expires_unix == clock.wall() + 900
+    # And the relay accepts what it presents.
+    [present] = lk.datagrams_to_send(0.0)
+    answer = relay().receive_datagram(present, B, 0.0, clock.wall())
+    assert answer is not None and lk.receive(answer[0], 0.01) is None
+    assert lk.state is LinkState.BOUND
+
+
+def test_token_exp_is_read_when_not_given() -> None:
+    clock = Clock()
+    lk = link(clock, ttl=600.0)
+    assert lk.token_expires_unix == WALL0 + 600
+    bad = RelayLink(RELAY, SID, Role.CLIENT, "not-a-paseto", 0.0, wall=clock.wall)
+    assert bad.token_expires_unix is None
+
+
+_ack = st.builds(
+    lambda ms, soft, hard: wire.encode_lease_ack(SID, ms, soft, hard),
+    st.integers(0, 2**64 - 1),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+)
+_reject = st.builds(
+    lambda c: wire.HEADER.pack(0x57, 1, 3, 0, SID) + c.to_bytes(2, "big"),
+    st.integers(0, 0xFFFF),
+)
+_fwd = st.builds(lambda p: wire.encode_forward(SID, p), st.binary(min_size=0, max_size=1480))
+_action = st.one_of(
+    st.tuples(st.just("rx"), st.one_of(_ack, _reject, _fwd, st.binary(max_size=64))),
+    st.tuples(st.just("tick"), st.floats(0.0, 5.0)),
+    st.tuples(st.just("wrap"), st.binary(min_size=1, max_size=1600)),
+    st.tuples(st.just("moved"), st.just(b"")),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(actions=st.lists(_action, max_size=40))
+def test_any_sequence_keeps_the_link_consistent(actions: list[tuple[str, object]]) -> None:
+    clock = Clock()
+    lk = link(clock)
+    for kind, arg in actions:
+        if kind == "rx":
+            assert isinstance(arg, bytes)
+            out = lk.receive(arg, clock.now)
+            assert out is None or (arg[20:] == out and arg[2] == 0x10)
+        elif kind == "tick":
+            assert isinstance(arg, float)
+            clock.now += arg
+            lk.handle_timer(clock.now)
+        elif kind == "wrap":
+            assert isinstance(arg, bytes)
+            try:
+                lk.wrap(arg)
+            except (RelayPayloadTooLargeError, RelayLinkClosedError):
+                assert len(arg) > MAX_PAYLOAD or lk.closed
+        else:
+            lk.network_changed(clock.now)
+        sent = lk.datagrams_to_send(clock.now)
+        if lk.closed:
+            assert sent == [] and lk.get_timer() is None
+        else:
+            assert lk.get_timer() is not None
+        for d in sent:
+            assert 20 <= len(d) <= 1500 and d[4:20] == SID
+        assert lk.state is not LinkState.REJECTED or lk.reject_code is not None

@@ -49,6 +49,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
+from uuid import UUID
 
 from wavry.relay.wire import (
     HEADER,
@@ -67,6 +69,7 @@ from wavry.relay.wire import (
 __all__ = [
     "MAX_PAYLOAD",
     "LinkState",
+    "RelayCredentialsLike",
     "RelayLink",
     "RelayLinkClosedError",
     "RelayLinkError",
@@ -162,6 +165,22 @@ class RelayLinkStats:
     lease_expires_unix: float | None
 
 
+class RelayCredentialsLike(Protocol):
+    """The fields of signaling's ``RelayCredentials`` a link needs (kept structural so this
+    module does not import the gateway)."""
+
+    @property
+    def addr(self) -> str: ...
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def lease(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def expires_at(self) -> float: ...
+
+
 def parse_relay_addr(text: str) -> tuple[str, int]:
     """``IP:PORT`` or ``[v6]:PORT`` (signaling ``RelayCredentials.addr``) as an address tuple."""
     if text.startswith("["):
@@ -247,6 +266,30 @@ class RelayLink:
         self.last_rtt: float | None = None
         self.soft_kbps: int | None = None
         self.hard_kbps: int | None = None
+
+    @classmethod
+    def from_credentials(
+        cls,
+        creds: RelayCredentialsLike,
+        now: float,
+        *,
+        silence_s: float = 0.6,
+        present_timeout: float | None = 10.0,
+        wall: Callable[[], float] = time.time,
+    ) -> RelayLink:
+        """A link from signaling ``RelayCredentials`` (``addr`` "IP:PORT", UUID session id,
+        role "client"|"server"). Raises ``ValueError`` on malformed fields."""
+        return cls(
+            parse_relay_addr(creds.addr),
+            UUID(creds.session_id).bytes,
+            Role.from_claim(creds.role),
+            creds.lease,
+            now,
+            expires_at_unix=creds.expires_at,
+            silence_s=silence_s,
+            present_timeout=present_timeout,
+            wall=wall,
+        )
 
     # -- sending ---------------------------------------------------------------------------
 
