@@ -255,7 +255,10 @@ def add_connect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "target", nargs="?", help="HOST[:PORT] (default port 4444), or USERNAME with a gateway"
+        "target",
+        nargs="?",
+        help="HOST[:PORT] (default port 4444), or USERNAME or WAVRY_ID through the gateway of "
+        "`wavry login`",
     )
     p.add_argument(
         "--gateway",
@@ -266,6 +269,29 @@ def add_connect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--direct", action="store_true", help="TARGET is a host name, never a username")
     p.add_argument(
         "--answer-timeout", type=float, default=10.0, help="seconds to wait for the host's answer"
+    )
+    relay = p.add_mutually_exclusive_group()
+    relay.add_argument(
+        "--direct-only",
+        action="store_true",
+        help="through the gateway: never fall back to a relay (fail if no direct path works)",
+    )
+    relay.add_argument(
+        "--relay",
+        action="store_true",
+        help="through the gateway: go through a relay at once (skip hole punching)",
+    )
+    p.add_argument(
+        "--direct-timeout",
+        type=float,
+        default=1.0,
+        help="seconds hole punching gets before a relay is asked for (default 1)",
+    )
+    p.add_argument(
+        "--bind",
+        default="0.0.0.0",
+        metavar="ADDR",
+        help="local address of the streaming socket for USERNAME targets (default 0.0.0.0)",
     )
     p.add_argument("--headless", action="store_true", help="decode without a window")
     p.add_argument("--fullscreen", action="store_true")
@@ -405,7 +431,11 @@ def _is_username_target(ns: argparse.Namespace) -> bool:
     import re
 
     target = ns.target
-    if ns.direct or ":" in target or not re.fullmatch(r"[A-Za-z0-9_.\-]{3,32}", target):
+    if ns.direct or ":" in target:
+        return False
+    if re.fullmatch(r"[A-Za-z0-9_\-]{43}", target):
+        return True  # a Wavry ID: resolved by the gateway
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{3,32}", target):
         return False
     try:
         ipaddress.ip_address(target)
@@ -427,10 +457,11 @@ def _is_username_target(ns: argparse.Namespace) -> bool:
 def _run_connect_username(ns: argparse.Namespace) -> int:
     from wavry.client.settings import ClientSettings
     from wavry.identity_store import IdentityFileError, load_or_create_identity
+    from wavry.net.stun import stun_servers_from_env
     from wavry.net.udp import install_uvloop
     from wavry.rendezvous import ConnectError, connect_by_username
 
-    username = ns.target.lower()
+    username = ns.target if len(ns.target) == 43 else ns.target.lower()
     try:
         url, token = _gateway_login(ns.gateway)
         identity, _ = load_or_create_identity(
@@ -452,6 +483,7 @@ def _run_connect_username(ns: argparse.Namespace) -> int:
         impair=ns.impair,
     )
     window_factory = None if ns.headless else _window_factory(settings)
+    verified = _PatternCheck()
     install_uvloop()
     try:
         report, info = asyncio.run(
@@ -462,7 +494,12 @@ def _run_connect_username(ns: argparse.Namespace) -> int:
                 identity=identity,
                 settings=settings,
                 answer_timeout=ns.answer_timeout,
+                direct_timeout=ns.direct_timeout,
+                relay="never" if ns.direct_only else "always" if ns.relay else "auto",
+                bind=ns.bind,
+                stun_servers=stun_servers_from_env(),
                 window_factory=window_factory,
+                on_frame=verified if ns.json else None,
             )
         )
     except ConnectError as exc:
@@ -476,12 +513,39 @@ def _run_connect_username(ns: argparse.Namespace) -> int:
     if ns.json:
         doc = _report_json(report)
         doc["path"] = info.path
+        doc["relayed"] = info.relayed
+        doc["relay_id"] = info.relay_id
         doc["host_wavry_id"] = info.host_wavry_id
-        doc["first_frame_ms"] = (
-            None if info.first_frame_s is None else round(info.first_frame_s * 1000, 1)
-        )
+        doc["candidates"] = info.candidates
+        doc["own_candidates"] = info.own_candidates
+        for key, value in (
+            ("answer_ms", info.answer_s),
+            ("relay_requested_ms", info.relay_requested_s),
+            ("handshake_ms", info.handshake_s),
+            ("first_frame_ms", info.first_frame_s),
+        ):
+            doc[key] = None if value is None else round(value * 1000, 1)
+        doc["regathers"] = info.regathers
+        doc["address_changes"] = info.address_changes
+        doc["feedback"] = info.feedback
+        doc["frames_verified"] = verified.count
         print(json.dumps(doc))
     return 0
+
+
+class _PatternCheck:
+    """Counts decoded pictures whose test-pattern barcode (`wavry host --capture testsrc`)
+    carries the frame's own capture time: proof that the right content arrived intact."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, picture: Any, timing: Any) -> None:
+        from wavry.media.capture.barcode import decode_barcode, timestamp_us
+
+        value = decode_barcode(picture.y)
+        if value is not None and value.timestamp_us == timestamp_us(timing.capture_start):
+            self.count += 1
 
 
 def _window_factory(settings: object) -> Callable[[], Any]:

@@ -13,7 +13,7 @@ from wavry.client.settings import ClientSettings
 from wavry.gateway.signaling.messages import decode_ack, encode_ack, encode_hello
 from wavry.net.candidates import format_addr
 from wavry.net.signaling import Backoff
-from wavry.rendezvous import _offer_hello, answer_ack, parse_candidate_addr
+from wavry.rendezvous import answer_ack, offer_hello, parse_candidate_addr
 from wavry.rift.config import HostOffer
 from wavry.rift.proto import rift_pb2
 
@@ -36,7 +36,7 @@ def test_any_hello_text_gets_an_answer(text: str) -> None:
 
 
 def test_a_real_client_hello_is_accepted_within_the_offer() -> None:
-    ack = answer_ack(encode_hello(_offer_hello(ClientSettings(host="h", port=1))), OFFER)
+    ack = answer_ack(encode_hello(offer_hello(ClientSettings(host="h", port=1))), OFFER)
     assert ack.accepted and ack.selected_codec == rift_pb2.H264
     assert (ack.stream_resolution.width, ack.stream_resolution.height, ack.fps) == (320, 240, 30)
 

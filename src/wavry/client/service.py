@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,7 +84,12 @@ class ClientService:
         window_factory: Callable[[], Any] | None = None,
         on_frame: Callable[[DecodedFrame, FrameTiming], None] | None = None,
         impairment: ImpairmentLink | None = None,
+        driver: UdpDriver | None = None,
+        candidates: Sequence[tuple[str, int]] = (),
     ) -> None:
+        """``driver``: an already open socket to stream on (its reflexive address was given to
+        the host for hole punching); the service replaces its core and closes it at the end.
+        ``candidates``: further addresses of the host, tried at once (docs/protocol.md §4.10)."""
         self.settings = settings
         self.identity = identity
         self.expected_host_id = expected_host_id
@@ -94,7 +99,11 @@ class ClientService:
         self._impairment = impairment
         self.report = ClientReport()
         self._conn: Connection | None = None
-        self._driver: UdpDriver | None = None
+        self._driver: UdpDriver | None = driver
+        self._candidates = list(candidates)
+        #: how the session reached the host and how long that took, for the overlay
+        self.path: str | None = None
+        self.connect_ms: float | None = None
         self._window: Any = None
         self._decode_q: queue.Queue[ev.VideoFrameReceived | None] = queue.Queue(_DECODE_QUEUE)
         self._decoder: VideoDecoder | None = None
@@ -111,6 +120,21 @@ class ClientService:
     @property
     def connection(self) -> Connection | None:
         return self._conn
+
+    @property
+    def driver(self) -> UdpDriver | None:
+        return self._driver
+
+    def add_candidates(self, addrs: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+        """More paths to the host while the handshake runs (a relay); see ``Connection``."""
+        conn, loop = self._conn, self._loop
+        if conn is None or loop is None:
+            self._candidates.extend(addrs)
+            return list(addrs)
+        added = conn.add_candidates(addrs, loop.time())
+        if self._driver is not None:
+            self._driver.flush()
+        return added
 
     def send_input(self, event: Any) -> bool:
         """Send one input event now (call on the event loop). False when not streaming."""
@@ -143,17 +167,22 @@ class ClientService:
             now=loop.time(),
             config=RiftConfig(),
             expected_host_id=self.expected_host_id,
+            candidates=self._candidates,
         )
         self._conn = conn
-        bind_host = "::" if ":" in s.host else "0.0.0.0"
-        if s.host in ("127.0.0.1", "localhost", "::1"):
-            bind_host = "::1" if s.host == "::1" else "127.0.0.1"
-        self._driver = await open_udp_driver(
-            lambda: conn,
-            local_addr=(bind_host, 0),
-            tos=DSCP_EF,
-            impairment=self._impairment or impairment_from_spec(s.impair),
-        )
+        if self._driver is not None:
+            self._driver.core = conn
+            self._driver.flush()
+        else:
+            bind_host = "::" if ":" in s.host else "0.0.0.0"
+            if s.host in ("127.0.0.1", "localhost", "::1"):
+                bind_host = "::1" if s.host == "::1" else "127.0.0.1"
+            self._driver = await open_udp_driver(
+                lambda: conn,
+                local_addr=(bind_host, 0),
+                tos=DSCP_EF,
+                impairment=self._impairment or impairment_from_spec(s.impair),
+            )
         self.report.connected_at = loop.time()
         decode_thread = threading.Thread(target=self._decode_loop, name="wavry-decode", daemon=True)
         decode_thread.start()
@@ -373,6 +402,9 @@ class ClientService:
             f"{p.get('codec', '?')} {p.get('width', '?')}x{p.get('height', '?')}",
             f"fps {fps:5.1f}   {mbps:5.2f} Mbit/s",
         ]
+        if self.path is not None:
+            took = f" in {self.connect_ms:.0f} ms" if self.connect_ms is not None else ""
+            lines.append(f"path {self.path}{took}")
         if stats is not None:
             loss = 100 * stats.packets_lost_before_fec / max(stats.packets_expected, 1)
             rtt = stats.srtt_ms or 0.0

@@ -113,6 +113,10 @@ class HostService:
         )
 
     @property
+    def endpoint(self) -> HostEndpoint | None:
+        return self._endpoint
+
+    @property
     def udp_driver(self) -> UdpDriver | None:
         """The streaming socket once listening (candidates and STUN run on it)."""
         return self._driver

@@ -1,17 +1,19 @@
-"""Connect by username through the gateway (issue #6, direct candidates only).
+"""``wavry host --gateway``: the host's side of connect-by-username.
 
-* ``HostRendezvous``: ``wavry host --gateway``'s signaling side. Bound as ``host``; answers each
-  ``OFFER_RIFT`` with an ``ANSWER_RIFT`` (the negotiated ``HelloAck`` preview and the host's
-  Wavry ID) and a ``CANDIDATE`` with the streaming socket's addresses
-  (``wavry.net.candidates``). The gateway forwards offers only from the owner's account or
-  accounts the owner shares with, so the offering client's Wavry ID is allowed for this host
-  process (in memory; not written to ``allowed_clients``).
-* ``connect_by_username``: ``wavry connect USERNAME``. Bound as ``client``; offers, waits for
-  the answer and candidates (bounded), then tries the candidates in order with a short
-  per-candidate handshake deadline and keeps the first whose Noise handshake completes, with
-  the host's Wavry ID from the answer pinned.
+Bound to the gateway as ``host``, for each ``OFFER_RIFT`` (the gateway forwards offers only from
+the owner's account or accounts the owner shares with) it answers ``ANSWER_RIFT`` (the
+negotiated ``HelloAck`` preview and its Wavry ID) and a ``CANDIDATE`` with the streaming
+socket's addresses. The offering client's Wavry ID is allowed for this host process (in memory,
+not written to ``allowed_clients``).
 
-Not here yet: simultaneous hole punching across NATs and relay fallback (docs/connectivity.md).
+* **Hole punching.** A ``CANDIDATE`` from the client (its LAN and reflexive addresses) makes the
+  host send small punch datagrams from the streaming socket to each of them for a moment, so
+  its own NAT opens a mapping towards the client while the client's handshake comes the other
+  way. A later ``CANDIDATE`` (the client's NAT mapping changed mid-session) punches again.
+* **Relay.** ``RELAY_CREDENTIALS`` (the client asked for a relay) attach a relay link with the
+  host's own lease (role ``server``) to the streaming socket; the client's handshake then
+  arrives through the relay like through any other path. A link no session uses is detached
+  after ``relay_idle_s``; links are bounded.
 """
 
 from __future__ import annotations
@@ -20,70 +22,47 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from wavry.client.service import ClientReport, ClientService, FrameTiming
-from wavry.client.settings import ClientSettings
 from wavry.gateway.signaling.messages import (
     AnswerRift,
     Candidate,
     CandidateEntry,
     ErrorMsg,
-    HelloMaterialError,
     OfferRift,
     Presence,
+    RelayCredentials,
     SignalingMessage,
-    decode_ack,
-    decode_hello,
     encode_ack,
-    encode_hello,
 )
 from wavry.host.service import HostService
-from wavry.media.frames import DecodedFrame
 from wavry.net.candidates import gather_candidates
+from wavry.net.relay_link import RelayLink
 from wavry.net.signaling import Backoff, SignalingFatal, SignalingSession, run_signaling
-from wavry.rift.config import PROTOCOL_VERSION, HostOffer
-from wavry.rift.identity import Identity
-from wavry.rift.negotiation import Rejection, SessionParams, negotiate
-from wavry.rift.proto import rift_pb2
+from wavry.relay.wire import Role
+from wavry.rendezvous.common import (
+    Address,
+    answer_ack,
+    parse_candidate_addr,
+    relay_session_bytes,
+)
+from wavry.rift.connection import ConnectionState
 
-__all__ = [
-    "ConnectError",
-    "ConnectInfo",
-    "HostRendezvous",
-    "answer_ack",
-    "connect_by_username",
-    "parse_candidate_addr",
-]
+__all__ = ["HostRendezvous", "RendezvousStatus"]
 
 log = logging.getLogger(__name__)
 
-
-def answer_ack(hello_b64: str, offer: HostOffer) -> rift_pb2.HelloAck:
-    """The ``HelloAck`` preview for an offer's ``hello_b64``: the negotiation's result, or a
-    refusal (also for material that does not decode). Never raises on peer input."""
-    try:
-        result: SessionParams | Rejection = negotiate(decode_hello(hello_b64), offer)
-    except HelloMaterialError as exc:
-        result = Rejection(rift_pb2.REJECT_INVALID_PARAMETERS, f"bad hello: {exc}")
-    if isinstance(result, Rejection):
-        return rift_pb2.HelloAck(
-            accepted=False, reject_reason=result.reason, reject_message=result.message
-        )
-    return rift_pb2.HelloAck(
-        accepted=True,
-        selected_codec=result.codec,
-        stream_resolution=rift_pb2.Resolution(width=result.width, height=result.height),
-        fps=result.fps,
-        initial_bitrate_kbps=result.bitrate_kbps,
-        keyframe_interval_ms=result.keyframe_interval_ms,
-    )
-
-
-# --- host side ----------------------------------------------------------------------------------
+#: relay sessions one host keeps at once (each is a lease presented to a relay)
+MAX_RELAY_LINKS = 8
+#: client candidates punched per CANDIDATE message
+MAX_PUNCH_TARGETS = 16
+#: clients remembered for re-sending our candidates after a NAT rebinding
+MAX_PEERS = 64
+#: a direct session is stalled after this long without a datagram from the client
+STALL_S = 0.5
+#: and our candidates are sent again at most this often per session
+REGATHER_EVERY_S = 2.0
 
 
 @dataclass(slots=True)
@@ -91,7 +70,19 @@ class RendezvousStatus:
     binds: int = 0
     offers: int = 0
     answers: int = 0
+    punches: int = 0
+    regathers: int = 0
+    relay_links: int = 0
     last_error: str | None = None
+
+
+@dataclass(slots=True)
+class _RelayJoin:
+    addr: Address  # the virtual peer address the driver gave the link
+    relay_id: str
+    peer: str
+    started: float
+    expires_at: float  # unix seconds
 
 
 class HostRendezvous:
@@ -103,14 +94,20 @@ class HostRendezvous:
         *,
         stun_servers: Sequence[tuple[str, int]] = (),
         backoff: Backoff | None = None,
+        relay_idle_s: float = 30.0,
     ) -> None:
         self.service = service
         self.url = url
         self._token = token
         self.stun_servers = list(stun_servers)
         self.backoff = backoff or Backoff()
+        self.relay_idle_s = relay_idle_s
         self.status = RendezvousStatus()
         self.stop_event = asyncio.Event()
+        self._relays: dict[str, _RelayJoin] = {}
+        self._session: SignalingSession | None = None
+        #: client Wavry ID -> (username, rendezvous session id) of its latest offer (bounded)
+        self._peers: dict[str, tuple[str, str | None]] = {}
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -119,6 +116,8 @@ class HostRendezvous:
         """Until stopped; logs and returns on a fatal refusal (e.g. an expired login)."""
         while self.service.udp_driver is None and not self.stop_event.is_set():
             await asyncio.sleep(0.05)
+        janitor = asyncio.create_task(self._expire_relays())
+        watcher = asyncio.create_task(self._watch_paths())
         try:
             await run_signaling(
                 self.url,
@@ -133,9 +132,18 @@ class HostRendezvous:
             self.status.last_error = exc.code
             hint = " (run `wavry login` again)" if exc.code == "invalid_token" else ""
             log.error("signaling stopped: the gateway said %s%s", exc, hint)
+        finally:
+            for task in (janitor, watcher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._session = None
+            for sid in list(self._relays):
+                self._detach(sid, "host stopping")
 
     async def _bound(self, session: SignalingSession) -> None:
         self.status.binds += 1
+        self._session = session
         log.info(
             "online at the gateway as %s: clients allowed by your shares can `wavry connect %s`",
             session.bound.username,
@@ -143,16 +151,20 @@ class HostRendezvous:
         )
 
     async def _handle(self, session: SignalingSession, msg: SignalingMessage) -> None:
-        if isinstance(msg, OfferRift):
-            try:
+        try:
+            if isinstance(msg, OfferRift):
                 await self._answer(session, msg)
-            except (OSError, ValueError) as exc:  # e.g. interfaces unreadable, bad label
-                self.status.last_error = type(exc).__name__
-                log.warning("could not answer %s: %s", msg.target_username, exc)
-        elif isinstance(msg, Presence):
-            log.info("presence: %s is %s", msg.username, "online" if msg.online else "offline")
-        elif isinstance(msg, ErrorMsg):
-            log.warning("gateway: %s: %s", msg.code, msg.message)
+            elif isinstance(msg, Candidate):
+                self._punch(msg)
+            elif isinstance(msg, RelayCredentials):
+                self._join_relay(msg)
+            elif isinstance(msg, Presence):
+                log.info("presence: %s is %s", msg.username, "online" if msg.online else "offline")
+            elif isinstance(msg, ErrorMsg):
+                log.warning("gateway: %s: %s", msg.code, msg.message)
+        except (OSError, ValueError) as exc:  # e.g. interfaces unreadable, a bad address
+            self.status.last_error = type(exc).__name__
+            log.warning("could not handle %s from %s: %s", msg.type, _who(msg), exc)  # type: ignore[attr-defined]
 
     async def _answer(self, session: SignalingSession, offer: OfferRift) -> None:
         self.status.offers += 1
@@ -164,6 +176,11 @@ class HostRendezvous:
         elif offer.wavry_id and service.settings.pairing != "open":
             # The gateway only forwards offers its owner/share policy allows.
             service.allow_list.add(offer.wavry_id, f"gateway:{who}")
+        if ack.accepted and offer.wavry_id:
+            self._peers.pop(offer.wavry_id, None)
+            self._peers[offer.wavry_id] = (who, offer.session_id)
+            while len(self._peers) > MAX_PEERS:
+                del self._peers[next(iter(self._peers))]
         await session.send(
             AnswerRift(
                 target_username=who,
@@ -196,228 +213,155 @@ class HostRendezvous:
             ", ".join(f"{c['type']} {c['addr']}" for c in found),
         )
 
-
-# --- client side --------------------------------------------------------------------------------
-
-
-class ConnectError(Exception):
-    """Connecting by username failed; the message says what to do next."""
-
-
-@dataclass(slots=True)
-class ConnectInfo:
-    username: str
-    host_wavry_id: str = ""
-    candidates: list[str] = field(default_factory=list)
-    #: the candidate whose handshake completed ("type addr")
-    path: str | None = None
-    answer_s: float | None = None
-    handshake_s: float | None = None
-    #: seconds from the start of ``connect`` to the first decoded frame
-    first_frame_s: float | None = None
-
-
-def parse_candidate_addr(addr: str) -> tuple[str, int]:
-    if addr.startswith("["):
-        host, _, port = addr[1:].partition("]:")
-        return host, int(port)
-    host, _, port = addr.rpartition(":")
-    return host, int(port)
-
-
-def _offer_hello(settings: ClientSettings) -> rift_pb2.Hello:
-    return rift_pb2.Hello(
-        client_name=settings.client_name,
-        platform=rift_pb2.LINUX,
-        supported_codecs=list(settings.codecs),
-        max_resolution=rift_pb2.Resolution(width=settings.max_width, height=settings.max_height),
-        max_fps=settings.max_fps,
-        max_bitrate_kbps=settings.max_bitrate_kbps,
-        input_caps=0xF,
-        protocol_version=PROTOCOL_VERSION,
-    )
-
-
-_REFUSALS = {
-    "unknown_target": "there is no account named {u}",
-    "not_shared": "{u} does not share its hosts with you; ask them to run a share for your "
-    "username (POST /v1/shares) or log in as {u}",
-    "target_offline": "{u} has no host online; start `wavry host --gateway URL` there (after "
-    "`wavry login`)",
-}
-
-
-async def _rendezvous(
-    session: SignalingSession,
-    username: str,
-    settings: ClientSettings,
-    identity: Identity,
-    timeout: float,
-    info: ConnectInfo,
-    t0: float,
-) -> tuple[AnswerRift, list[CandidateEntry]]:
-    session_id = str(uuid.uuid4())
-    await session.send(
-        OfferRift(
-            target_username=username,
-            hello_b64=encode_hello(_offer_hello(settings)),
-            wavry_id=identity.wavry_id,
-            session_id=session_id,
-        )
-    )
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    answer: AnswerRift | None = None
-    candidates: list[CandidateEntry] = []
-    while answer is None or not candidates:
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            what = "an answer" if answer is None else "the host's addresses"
-            raise ConnectError(
-                f"no {what} from {username}'s host within {timeout:.0f} s; is `wavry host "
-                f"--gateway` running there and logged in as {username}?"
-            )
-        try:
-            msg = await session.recv(remaining)
-        except TimeoutError:
-            continue
-        if getattr(msg, "session_id", None) not in (None, session_id):
-            continue
-        if isinstance(msg, ErrorMsg):
-            hint = _REFUSALS.get(str(msg.code), "{m}").format(u=username, m=msg.message)
-            raise ConnectError(f"the gateway refused to reach {username}: {msg.code}: {hint}")
-        if isinstance(msg, AnswerRift) and msg.target_username == username:
-            answer = msg
-            info.answer_s = time.monotonic() - t0
-            ack = decode_ack(msg.ack_b64)
-            if not ack.accepted:
-                raise ConnectError(f"{username}'s host refused: {ack.reject_message}")
-        elif isinstance(msg, Candidate) and msg.target_username == username:
-            candidates.extend(msg.candidates)
-    return answer, candidates[:16]
-
-
-async def connect_by_username(
-    url: str,
-    token: str,
-    username: str,
-    *,
-    identity: Identity,
-    settings: ClientSettings,
-    answer_timeout: float = 10.0,
-    per_candidate: float = 2.0,
-    window_factory: Callable[[], Any] | None = None,
-    on_frame: Callable[[DecodedFrame, FrameTiming], None] | None = None,
-    on_connected: Callable[[ClientService, ConnectInfo], None] | None = None,
-) -> tuple[ClientReport, ConnectInfo]:
-    """Offer through the gateway, connect to the first candidate that completes the handshake
-    and stream until the session ends (``settings.run_for``). ``ConnectError`` when no path."""
-    t0 = time.monotonic()
-    info = ConnectInfo(username=username)
-    try:
-        session = await SignalingSession.open(url, token, "client", timeout=answer_timeout)
-    except SignalingFatal as exc:
-        hint = " (run `wavry login` again)" if exc.code == "invalid_token" else ""
-        raise ConnectError(f"the gateway refused the login: {exc}{hint}") from None
-    except (OSError, TimeoutError) as exc:
-        raise ConnectError(f"cannot reach the gateway at {url} ({type(exc).__name__})") from None
-    try:
-        answer, candidates = await _rendezvous(
-            session, username, settings, identity, answer_timeout, info, t0
-        )
-    finally:
-        await session.close()
-    if not answer.wavry_id:
-        raise ConnectError(f"{username}'s host did not send its Wavry ID; cannot pin it")
-    info.host_wavry_id = answer.wavry_id
-    info.candidates = [f"{c.type} {c.addr}" for c in candidates]
-    log.info("%s's host %s offers %s", username, answer.wavry_id, ", ".join(info.candidates))
-
-    return await connect_first(
-        candidates,
-        info,
-        t0=t0,
-        identity=identity,
-        settings=settings,
-        per_candidate=per_candidate,
-        window_factory=window_factory,
-        on_frame=on_frame,
-        on_connected=on_connected,
-    )
-
-
-async def connect_first(
-    candidates: Sequence[CandidateEntry],
-    info: ConnectInfo,
-    *,
-    t0: float,
-    identity: Identity,
-    settings: ClientSettings,
-    per_candidate: float = 2.0,
-    window_factory: Callable[[], Any] | None = None,
-    on_frame: Callable[[DecodedFrame, FrameTiming], None] | None = None,
-    on_connected: Callable[[ClientService, ConnectInfo], None] | None = None,
-) -> tuple[ClientReport, ConnectInfo]:
-    """Try ``candidates`` in order, each with ``per_candidate`` seconds to complete the Noise
-    handshake with ``info.host_wavry_id`` pinned; stream over the first that does."""
-    username = info.username
-    if not info.candidates:
-        info.candidates = [f"{c.type} {c.addr}" for c in candidates]
-
-    def frame_seen(picture: DecodedFrame, timing: FrameTiming) -> None:
-        if info.first_frame_s is None:
-            info.first_frame_s = time.monotonic() - t0
-            log.info(
-                "first decoded frame %.0f ms after `connect` (path: %s)",
-                info.first_frame_s * 1000,
-                info.path,
-            )
-        if on_frame is not None:
-            on_frame(picture, timing)
-
-    loop = asyncio.get_running_loop()
-    failures: list[str] = []
-    for entry in candidates:
-        host, port = parse_candidate_addr(entry.addr)
-        attempt = replace(
-            settings,
-            host=host,
-            port=port,
-            same_clock=settings.same_clock and host in ("127.0.0.1", "::1"),
-        )
-        client = ClientService(
-            attempt,
-            identity=identity,
-            expected_host_id=info.host_wavry_id,
-            window_factory=window_factory,
-            on_frame=frame_seen,
-        )
-        task = asyncio.create_task(client.run())
-        deadline = loop.time() + per_candidate
-        while client.report.host_wavry_id is None and not task.done() and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-        if client.report.host_wavry_id is None:
-            client.stop()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, 5)
-            reason = client.report.close_reason or "no handshake"
-            log.info("candidate %s %s failed: %s", entry.type, entry.addr, reason)
-            failures.append(f"{entry.type} {entry.addr}: {reason}")
-            continue
-        info.path = f"{entry.type} {entry.addr}"
-        info.handshake_s = time.monotonic() - t0
+    def _punch(self, msg: Candidate) -> None:
+        driver = self.service.udp_driver
+        if driver is None:
+            return
+        family_v6 = ":" in driver.local_address[0]
+        targets: list[Address] = []
+        for entry in msg.candidates[:MAX_PUNCH_TARGETS]:
+            if entry.type == "relay":
+                continue  # relays are reached with a lease, not punched
+            addr = parse_candidate_addr(entry.addr)
+            if (":" in addr[0]) == family_v6:
+                targets.append(addr)
+        if not targets:
+            return
+        self.status.punches += 1
+        driver.punch(targets)
         log.info(
-            "connected to %s via %s (direct), handshake %.0f ms after `connect`",
-            username,
-            info.path,
-            info.handshake_s * 1000,
+            "punching towards %s: %s",
+            msg.target_username,
+            ", ".join(f"{e.type} {e.addr}" for e in msg.candidates[:MAX_PUNCH_TARGETS]),
         )
-        if on_connected is not None:
-            on_connected(client, info)
-        report = await task
-        return report, info
-    raise ConnectError(
-        f"none of {username}'s host addresses answered ({'; '.join(failures)}); "
-        "direct connections need the host reachable over UDP (NAT hole punching and relays "
-        "are not available yet: use `wavry connect HOST:PORT` on the same network)"
-    )
+
+    def _join_relay(self, creds: RelayCredentials) -> None:
+        driver = self.service.udp_driver
+        if driver is None:
+            return
+        if creds.role != "server":
+            log.warning("relay credentials for role %s ignored (a host serves)", creds.role)
+            return
+        if creds.session_id in self._relays:
+            return
+        if len(self._relays) >= MAX_RELAY_LINKS:
+            oldest = min(self._relays.values(), key=lambda j: j.started)
+            sid = next(k for k, v in self._relays.items() if v is oldest)
+            self._detach(sid, "too many relay sessions")
+        relay_addr = parse_candidate_addr(creds.addr)
+        link = RelayLink(
+            relay_addr,
+            relay_session_bytes(creds.session_id),
+            Role.SERVER,
+            creds.lease,
+            asyncio.get_running_loop().time(),
+            expires_at_unix=creds.expires_at,
+        )
+        vaddr = driver.attach_relay(link)
+        self._relays[creds.session_id] = _RelayJoin(
+            addr=vaddr,
+            relay_id=creds.relay_id,
+            peer=creds.target_username,
+            started=time.monotonic(),
+            expires_at=creds.expires_at,
+        )
+        self.status.relay_links += 1
+        log.info(
+            "joined relay %s at %s for %s (session %s)",
+            creds.relay_id,
+            creds.addr,
+            creds.target_username,
+            creds.session_id,
+        )
+
+    def _in_use(self, addr: Address) -> bool:
+        endpoint = self.service.endpoint
+        if endpoint is None:
+            return False
+        return any(conn.peer_addr == addr for conn in endpoint.connections.values())
+
+    def _detach(self, sid: str, why: str) -> None:
+        join = self._relays.pop(sid, None)
+        driver = self.service.udp_driver
+        if join is None or driver is None:
+            return
+        driver.detach_relay(join.addr)
+        log.info("left relay %s (session %s): %s", join.relay_id, sid, why)
+
+    async def _send_candidates(self, who: str, session_id: str | None) -> list[str]:
+        driver, session = self.service.udp_driver, self._session
+        if driver is None or session is None:
+            return []
+        found = await gather_candidates(driver, self.stun_servers, stun_timeout=1.5)
+        if found:
+            await session.send(
+                Candidate(
+                    target_username=who,
+                    candidates=[CandidateEntry(addr=c["addr"], type=c["type"]) for c in found],
+                    session_id=session_id,
+                )
+            )
+        return [f"{c['type']} {c['addr']}" for c in found]
+
+    async def _watch_paths(self) -> None:
+        """A direct session that goes silent may mean our NAT mapping changed (a new public
+        port the client's NAT does not let through): send our addresses again, so the client
+        punches towards them; its RIFT core adopts our new address after an authenticated
+        packet. Relayed sessions are kept alive by their relay link instead."""
+        seen: dict[int, tuple[int, float]] = {}
+        last_sent: dict[int, float] = {}
+        loop = asyncio.get_running_loop()
+        relay_addrs: set[Address] = set()
+        while True:
+            await asyncio.sleep(0.05)
+            endpoint = self.service.endpoint
+            if endpoint is None:
+                continue
+            now = loop.time()
+            relay_addrs = {j.addr for j in self._relays.values()}
+            conns = endpoint.connections
+            for alias in [a for a in seen if a not in conns]:
+                seen.pop(alias, None)
+                last_sent.pop(alias, None)
+            for alias, conn in conns.items():
+                if conn.state is not ConnectionState.ESTABLISHED or conn.peer_addr in relay_addrs:
+                    continue
+                packets = conn.stats().packets_received
+                count, since = seen.get(alias, (-1, now))
+                if packets != count:
+                    seen[alias] = (packets, now)
+                    continue
+                peer = self._peers.get(conn.peer_wavry_id or "")
+                if peer is None or now - since < STALL_S:
+                    continue
+                if now - last_sent.get(alias, -REGATHER_EVERY_S) < REGATHER_EVERY_S:
+                    continue
+                last_sent[alias] = now
+                try:
+                    sent = await self._send_candidates(*peer)
+                except Exception as exc:  # noqa: BLE001 - keep serving; RIFT timers decide
+                    log.warning("could not refresh our addresses for %s: %s", peer[0], exc)
+                    continue
+                self.status.regathers += 1
+                log.info(
+                    "nothing from %s for %.1f s; sent our addresses again: %s",
+                    peer[0],
+                    now - since,
+                    ", ".join(sent),
+                )
+
+    async def _expire_relays(self) -> None:
+        while True:
+            await asyncio.sleep(min(5.0, self.relay_idle_s / 2))
+            now, wall = time.monotonic(), time.time()
+            for sid, join in list(self._relays.items()):
+                if wall >= join.expires_at:
+                    self._detach(sid, "lease expired")
+                elif not self._in_use(join.addr) and now - join.started > self.relay_idle_s:
+                    self._detach(sid, "no session through it")
+                elif self._in_use(join.addr):
+                    join.started = now  # idle time counts from the last time it carried one
+
+
+def _who(msg: SignalingMessage) -> str:
+    return str(getattr(msg, "target_username", "") or getattr(msg, "username", "") or "?")

@@ -36,7 +36,7 @@ from wavry.rendezvous import (
     ConnectInfo,
     HostRendezvous,
     connect_by_username,
-    connect_first,
+    connect_paths,
 )
 from wavry.rift.identity import Identity
 from wavry.rift.trust import AllowList
@@ -80,7 +80,7 @@ async def test_connect_by_username_streams_verified_frames_over_a_share(gw: Gate
         frames = FrameLog()
         report, info = await connect_by_username(
             gw.ws_url, bob, "alice", identity=Identity.generate(),
-            settings=_client_settings(2.0), on_frame=frames,
+            settings=_client_settings(2.0), on_frame=frames, bind="127.0.0.1",
         )  # fmt: skip
     assert rdv.status.offers == 1 and rdv.status.answers == 1
     assert info.host_wavry_id == host.identity.wavry_id  # pinned from the answer
@@ -100,12 +100,12 @@ async def test_unshared_user_is_refused_with_a_clear_message(gw: Gateway) -> Non
         with pytest.raises(ConnectError, match="not_shared: alice does not share"):
             await connect_by_username(
                 gw.ws_url, mallory, "alice", identity=Identity.generate(),
-                settings=_client_settings(1.0), answer_timeout=3.0,
+                settings=_client_settings(1.0), answer_timeout=3.0, bind="127.0.0.1",
             )  # fmt: skip
         with pytest.raises(ConnectError, match="no account named|unknown_target"):
             await connect_by_username(
                 gw.ws_url, mallory, "nobody", identity=Identity.generate(),
-                settings=_client_settings(1.0), answer_timeout=3.0,
+                settings=_client_settings(1.0), answer_timeout=3.0, bind="127.0.0.1",
             )  # fmt: skip
     assert rdv.status.offers == 0
     assert host.status.sessions_started == 0
@@ -116,12 +116,12 @@ async def test_offline_host_and_bad_token_are_explained(gw: Gateway) -> None:
     with pytest.raises(ConnectError, match="has no host online"):
         await connect_by_username(
             gw.ws_url, alice, "alice", identity=Identity.generate(),
-            settings=_client_settings(1.0), answer_timeout=3.0,
+            settings=_client_settings(1.0), answer_timeout=3.0, bind="127.0.0.1",
         )  # fmt: skip
     with pytest.raises(ConnectError, match="invalid_token.*wavry login"):
         await connect_by_username(
             gw.ws_url, "x" * 40, "alice", identity=Identity.generate(),
-            settings=_client_settings(1.0), answer_timeout=3.0,
+            settings=_client_settings(1.0), answer_timeout=3.0, bind="127.0.0.1",
         )  # fmt: skip
 
 
@@ -168,7 +168,7 @@ async def test_host_reconnects_after_the_gateway_restarts(
             frames = FrameLog()
             report, info = await connect_by_username(
                 gw2.ws_url, alice, "alice", identity=Identity.generate(),
-                settings=_client_settings(1.0), on_frame=frames,
+                settings=_client_settings(1.0), on_frame=frames, bind="127.0.0.1",
             )  # fmt: skip
             assert report.frames_presented >= 10
             assert frames.verified == report.frames_presented
@@ -239,18 +239,29 @@ async def test_wavry_host_gateway_and_wavry_connect_username(tmp_path: Path, gw:
             seen += line
         bob_env = _login_env(tmp_path, "bob", gw, bob, "bob")
         client = await _wavry(
-            "connect", "alice", "--headless", "--seconds", "2", "--json", env=bob_env
+            "connect",
+            "alice",
+            "--headless",
+            "--seconds",
+            "2",
+            "--json",
+            "--bind",
+            "127.0.0.1",
+            env=bob_env,
         )
         out, err = await asyncio.wait_for(client.communicate(), 20)
         assert client.returncode == 0, err.decode()
         doc = json.loads(out)
         assert doc["frames_presented"] >= 20, doc
-        assert doc["path"].startswith("host 127.0.0.1:")
+        assert doc["frames_verified"] == doc["frames_presented"]  # the test pattern's barcodes
+        assert doc["path"].startswith("host 127.0.0.1:") and doc["relayed"] is False
         assert 0 < doc["first_frame_ms"] < 3000
         assert "connected to alice via host 127.0.0.1:" in err.decode()
         # carol has no share: a clear refusal, exit 1
         carol_env = _login_env(tmp_path, "carol", gw, carol, "carol")
-        refused = await _wavry("connect", "alice", "--headless", "--seconds", "1", env=carol_env)
+        refused = await _wavry(
+            "connect", "alice", "--headless", "--seconds", "1", "--bind", "127.0.0.1", env=carol_env
+        )
         _, err = await asyncio.wait_for(refused.communicate(), 20)
         assert refused.returncode == 1
         assert "not_shared: alice does not share its hosts with you" in err.decode()
@@ -277,9 +288,9 @@ async def test_host_stops_signaling_on_an_invalid_token_and_keeps_serving(gw: Ga
         await asyncio.wait_for(host_task, 10)
 
 
-async def test_a_silent_candidate_is_skipped_after_its_deadline() -> None:
-    """Candidates are tried in order: a dead address costs its per-candidate deadline, then the
-    next one that completes the handshake is kept (host ID pinned)."""
+async def test_every_candidate_is_tried_at_once_and_a_stranger_is_not_kept() -> None:
+    """All candidates get MSG1 at once (docs/protocol.md §4.10): a dead address costs nothing,
+    and a host presenting another key than the answer's is never kept."""
     settings = HostSettings(
         capture="testsrc", input_backend="none", port=free_port(), mdns=False,
         width=320, height=240, fps=30, pairing="open",
@@ -297,19 +308,20 @@ async def test_a_silent_candidate_is_skipped_after_its_deadline() -> None:
         ]
         info = ConnectInfo(username="alice", host_wavry_id=host.identity.wavry_id)
         t0 = time.monotonic()
-        report, info = await connect_first(
+        report, info = await connect_paths(
             cands, info, t0=t0, identity=Identity.generate(),
-            settings=_client_settings(1.0), per_candidate=0.5,
+            settings=_client_settings(1.0),
         )  # fmt: skip
         assert info.path == f"host 127.0.0.1:{port}"
-        assert 0.5 <= (info.handshake_s or 0) < 2.0
+        assert not info.relayed
+        assert (info.handshake_s or 9) < 0.5  # the dead first candidate did not delay it
         assert report.frames_presented >= 5
         # a host presenting another key than the answer's is not kept
         info = ConnectInfo(username="alice", host_wavry_id=Identity.generate().wavry_id)
-        with pytest.raises(ConnectError, match="none of alice's host addresses answered"):
-            await connect_first(
+        with pytest.raises(ConnectError, match="no path to alice's host completed"):
+            await connect_paths(
                 cands[1:], info, t0=t0, identity=Identity.generate(),
-                settings=_client_settings(1.0), per_candidate=0.5,
+                settings=_client_settings(1.0), connect_timeout=1.0,
             )  # fmt: skip
     finally:
         host.stop()

@@ -1,0 +1,642 @@
+"""``wavry connect USERNAME|WAVRY_ID``: reach a host through the gateway, directly or relayed.
+
+1. Open the streaming socket first and gather its candidates (LAN addresses and, with STUN
+   servers configured, the NAT-reflexive address: the mapping the host must aim at).
+2. ``OFFER_RIFT`` through the gateway; wait for ``ANSWER_RIFT`` (the host's Wavry ID is pinned
+   from it) and the host's ``CANDIDATE``; send ours, so the host punches towards us.
+3. One RIFT handshake over **every** host candidate at once (docs/protocol.md §4.10); the first
+   path whose MSG2 authenticates wins.
+4. No handshake within ``direct_timeout``: ``REQUEST_RELAY``; the relay lease (role ``client``)
+   is attached to the same socket and the relay joins the handshake as one more path. Direct
+   paths keep their chance until one path completes.
+5. While streaming over a direct path, a silence from the host (our NAT mapping changed: a new
+   source port the host's NAT does not let through) re-gathers our candidates and sends them
+   again, so the host punches towards the new mapping; the host's RIFT core adopts our new
+   address after the first authenticated packet. A ``CANDIDATE`` from the host (its mapping
+   changed) makes us punch towards it. A relayed path re-presents its lease on silence
+   (``wavry.net.relay_link``).
+6. After a relayed session, signed quality feedback goes to the master through the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from wavry.client.service import ClientReport, ClientService, FrameTiming
+from wavry.client.settings import ClientSettings
+from wavry.gateway.signaling.messages import (
+    AnswerRift,
+    Candidate,
+    CandidateEntry,
+    ErrorMsg,
+    OfferRift,
+    RelayCredentials,
+    RequestRelay,
+    SignalingMessage,
+    decode_ack,
+    encode_hello,
+)
+from wavry.media.frames import DecodedFrame
+from wavry.net.candidates import gather_candidates
+from wavry.net.relay_link import RelayLink
+from wavry.net.signaling import SignalingFatal, SignalingSession
+from wavry.net.udp import DSCP_EF, UdpDriver, open_udp_driver
+from wavry.relay.wire import Role
+from wavry.rendezvous.common import (
+    Address,
+    NullCore,
+    format_addr,
+    offer_hello,
+    parse_candidate_addr,
+    relay_session_bytes,
+)
+from wavry.rift.connection import ConnectionState
+from wavry.rift.identity import Identity
+
+__all__ = ["ConnectError", "ConnectInfo", "RelayMode", "connect_by_username", "connect_paths"]
+
+log = logging.getLogger(__name__)
+
+RelayMode = Literal["auto", "never", "always"]
+
+#: a direct path is considered stalled after this long without a datagram from the host
+STALL_S = 0.5
+#: and its candidates are sent again at most this often
+REGATHER_EVERY_S = 2.0
+_STUN_TIMEOUT_S = 1.5
+
+
+class ConnectError(Exception):
+    """Connecting by username failed; the message says what to do next."""
+
+
+@dataclass(slots=True)
+class ConnectInfo:
+    username: str
+    host_wavry_id: str = ""
+    #: the host's candidates ("type addr")
+    candidates: list[str] = field(default_factory=list)
+    #: ours, as sent to the host
+    own_candidates: list[str] = field(default_factory=list)
+    #: the path whose handshake completed: "host 10.1.0.2:4444", "srflx …", "relay ID@addr"
+    path: str | None = None
+    relayed: bool = False
+    relay_id: str | None = None
+    relay_session_id: str | None = None
+    #: seconds from the start of ``connect``
+    answer_s: float | None = None
+    relay_requested_s: float | None = None
+    handshake_s: float | None = None
+    first_frame_s: float | None = None
+    #: times our candidates were sent again after the path went silent
+    regathers: int = 0
+    #: host address changes seen by the RIFT core (NAT rebinding on either side)
+    address_changes: int = 0
+    feedback: str | None = None
+
+
+_REFUSALS = {
+    "unknown_target": "there is no account named {u}",
+    "not_shared": "{u} does not share its hosts with you; ask them to run a share for your "
+    "username (POST /v1/shares) or log in as {u}",
+    "target_offline": "{u} has no host online; start `wavry host --gateway URL` there (after "
+    "`wavry login`)",
+}
+
+
+def http_base(url: str) -> str:
+    """``ws(s)://gw/ws`` -> ``http(s)://gw`` (the gateway's HTTP API)."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    path = parts.path.rstrip("/")
+    if path.endswith("/ws"):
+        path = path[:-3]
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+
+class _Signals:
+    """Reads the signaling connection for one rendezvous and keeps what concerns it."""
+
+    def __init__(self, session: SignalingSession, username: str, session_id: str) -> None:
+        self.session = session
+        self.username = username
+        self.session_id = session_id
+        loop = asyncio.get_running_loop()
+        self.answer: asyncio.Future[AnswerRift] = loop.create_future()
+        self.relay: asyncio.Future[RelayCredentials] = loop.create_future()
+        self.candidates: list[CandidateEntry] = []
+        self.got_candidates = asyncio.Event()
+        self.host_candidates_later: list[list[CandidateEntry]] = []
+        self.on_candidates: Callable[[list[CandidateEntry]], None] | None = None
+        self.error: ErrorMsg | None = None
+        self.closed = asyncio.Event()
+
+    def _fail(self, msg: ErrorMsg) -> None:
+        self.error = msg
+        for fut in (self.answer, self.relay):
+            if not fut.done():
+                fut.set_exception(ConnectError(msg.message))
+
+    async def pump(self) -> None:
+        try:
+            while True:
+                msg = await self.session.recv()
+                self._dispatch(msg)
+        except Exception as exc:  # noqa: BLE001 - the socket ended; whoever waits is told
+            log.debug("signaling ended: %s", type(exc).__name__)
+        finally:
+            self.closed.set()
+            gone = ConnectError("the gateway connection closed")
+            for fut in (self.answer, self.relay):
+                if not fut.done():
+                    fut.set_exception(gone)
+                    fut.exception()  # mark retrieved: nobody may be waiting any more
+
+    def _dispatch(self, msg: SignalingMessage) -> None:
+        sid = getattr(msg, "session_id", None)
+        if isinstance(msg, RelayCredentials):
+            if msg.rendezvous_id not in (None, self.session_id):
+                return
+        elif sid not in (None, self.session_id):
+            return
+        if isinstance(msg, ErrorMsg):
+            if self.relay.done() or not self.answer.done():
+                self._fail(msg)
+            elif not self.relay.done():
+                self.relay.set_exception(ConnectError(f"{msg.code}: {msg.message}"))
+                self.relay.exception()
+            self.error = msg
+        elif isinstance(msg, AnswerRift) and msg.target_username == self.username:
+            if not self.answer.done():
+                self.answer.set_result(msg)
+        elif isinstance(msg, Candidate) and msg.target_username == self.username:
+            if not self.got_candidates.is_set():
+                self.candidates.extend(msg.candidates)
+                self.got_candidates.set()
+            elif self.on_candidates is not None:
+                self.on_candidates(list(msg.candidates))
+        elif isinstance(msg, RelayCredentials) and msg.target_username == self.username:
+            if not self.relay.done():
+                self.relay.set_result(msg)
+
+
+async def connect_by_username(
+    url: str,
+    token: str,
+    target: str,
+    *,
+    identity: Identity,
+    settings: ClientSettings,
+    answer_timeout: float = 10.0,
+    direct_timeout: float = 1.0,
+    connect_timeout: float = 8.0,
+    relay: RelayMode = "auto",
+    bind: str = "0.0.0.0",
+    stun_servers: Sequence[Address] = (),
+    feedback: bool = True,
+    window_factory: Callable[[], Any] | None = None,
+    on_frame: Callable[[DecodedFrame, FrameTiming], None] | None = None,
+    on_connected: Callable[[ClientService, ConnectInfo], None] | None = None,
+) -> tuple[ClientReport, ConnectInfo]:
+    """Offer through the gateway at ``url`` (``ws(s)://…/ws``), connect over the first path
+    that completes the handshake and stream until the session ends (``settings.run_for``).
+    ``target`` is a username or a Wavry ID. ``ConnectError`` when no path works."""
+    t0 = time.monotonic()
+    username = await _resolve_target(url, token, target)
+    info = ConnectInfo(username=username)
+    try:
+        session = await SignalingSession.open(url, token, "client", timeout=answer_timeout)
+    except SignalingFatal as exc:
+        hint = " (run `wavry login` again)" if exc.code == "invalid_token" else ""
+        raise ConnectError(f"the gateway refused the login: {exc}{hint}") from None
+    except (OSError, TimeoutError) as exc:
+        raise ConnectError(f"cannot reach the gateway at {url} ({type(exc).__name__})") from None
+    driver: UdpDriver | None = None
+    signals = _Signals(session, username, str(uuid.uuid4()))
+    pump = asyncio.create_task(signals.pump())
+    try:
+        driver = await open_udp_driver(NullCore, local_addr=(bind, 0), tos=DSCP_EF)
+        gathering = asyncio.create_task(
+            gather_candidates(driver, stun_servers, stun_timeout=_STUN_TIMEOUT_S)
+        )
+        await session.send(
+            OfferRift(
+                target_username=username,
+                hello_b64=encode_hello(offer_hello(settings)),
+                wavry_id=identity.wavry_id,
+                session_id=signals.session_id,
+            )
+        )
+        candidates = await _await_answer(signals, info, answer_timeout, t0)
+        mine = await gathering
+        info.own_candidates = [f"{c['type']} {c['addr']}" for c in mine]
+        if mine:
+            await session.send(
+                Candidate(
+                    target_username=username,
+                    candidates=[CandidateEntry(addr=c["addr"], type=c["type"]) for c in mine],
+                    session_id=signals.session_id,
+                )
+            )
+        taken, driver = driver, None  # the client service owns (and closes) the socket now
+        return await connect_paths(
+            candidates,
+            info,
+            t0=t0,
+            identity=identity,
+            settings=settings,
+            driver=taken,
+            signals=signals,
+            direct_timeout=direct_timeout,
+            connect_timeout=connect_timeout,
+            relay=relay,
+            stun_servers=stun_servers,
+            feedback=(http_base(url), token) if feedback else None,
+            window_factory=window_factory,
+            on_frame=on_frame,
+            on_connected=on_connected,
+        )
+    finally:
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump
+        await session.close()
+        if driver is not None:
+            driver.close()
+
+
+async def _resolve_target(url: str, token: str, target: str) -> str:
+    from wavry.rift.identity import InvalidWavryIdError, public_key_from_wavry_id
+
+    try:
+        public_key_from_wavry_id(target)
+    except InvalidWavryIdError:
+        return target.lower()
+    from wavry.net.gateway_api import GatewayApiError, resolve_wavry_id
+
+    try:
+        username = await resolve_wavry_id(http_base(url), token, target)
+    except GatewayApiError as exc:
+        raise ConnectError(str(exc)) from None
+    log.info("Wavry ID %s is %s's host", target, username)
+    return username
+
+
+async def _await_answer(
+    signals: _Signals, info: ConnectInfo, timeout: float, t0: float
+) -> list[CandidateEntry]:
+    username = info.username
+    try:
+        answer = await asyncio.wait_for(asyncio.shield(signals.answer), timeout)
+        info.answer_s = time.monotonic() - t0
+        ack = decode_ack(answer.ack_b64)
+        if not ack.accepted:
+            raise ConnectError(f"{username}'s host refused: {ack.reject_message}")
+        left = max(0.1, timeout - (time.monotonic() - t0))
+        await asyncio.wait_for(signals.got_candidates.wait(), left)
+    except TimeoutError:
+        what = "an answer" if not signals.answer.done() else "the host's addresses"
+        raise ConnectError(
+            f"no {what} from {username}'s host within {timeout:.0f} s; is `wavry host "
+            f"--gateway` running there and logged in as {username}?"
+        ) from None
+    except ConnectError:
+        err = signals.error
+        if err is None:
+            raise
+        hint = _REFUSALS.get(str(err.code), "{m}").format(u=username, m=err.message)
+        raise ConnectError(f"the gateway refused to reach {username}: {err.code}: {hint}") from None
+    if not answer.wavry_id:
+        raise ConnectError(f"{username}'s host did not send its Wavry ID; cannot pin it")
+    info.host_wavry_id = answer.wavry_id
+    info.candidates = [f"{c.type} {c.addr}" for c in signals.candidates[:16]]
+    log.info("%s's host %s offers %s", username, answer.wavry_id, ", ".join(info.candidates))
+    return signals.candidates[:16]
+
+
+async def connect_paths(
+    candidates: Sequence[CandidateEntry],
+    info: ConnectInfo,
+    *,
+    t0: float,
+    identity: Identity,
+    settings: ClientSettings,
+    driver: UdpDriver | None = None,
+    signals: _Signals | None = None,
+    direct_timeout: float = 1.0,
+    connect_timeout: float = 8.0,
+    relay: RelayMode = "auto",
+    stun_servers: Sequence[Address] = (),
+    feedback: tuple[str, str] | None = None,
+    window_factory: Callable[[], Any] | None = None,
+    on_frame: Callable[[DecodedFrame, FrameTiming], None] | None = None,
+    on_connected: Callable[[ClientService, ConnectInfo], None] | None = None,
+) -> tuple[ClientReport, ConnectInfo]:
+    """One handshake over every candidate at once (plus a relay when ``signals`` can ask for
+    one), with ``info.host_wavry_id`` pinned; stream over the path that completes first."""
+    username = info.username
+    labels: dict[Address, str] = {}
+    for entry in candidates:
+        if entry.type != "relay":
+            labels.setdefault(parse_candidate_addr(entry.addr), f"{entry.type} {entry.addr}")
+    if driver is None:
+        loopback = all(a[0] in ("127.0.0.1", "::1") for a in labels)
+        bind = ("::1" if any(":" in a[0] for a in labels) else "127.0.0.1") if loopback else ""
+        driver = await open_udp_driver(NullCore, local_addr=(bind or "0.0.0.0", 0), tos=DSCP_EF)
+    family_v6 = ":" in driver.local_address[0]
+    addrs = [a for a in labels if (":" in a[0]) == family_v6]
+    if relay == "always":
+        addrs = []
+    relay_addr: Address | None = None
+    if not addrs:
+        if signals is None or relay == "never":
+            driver.close()
+            raise ConnectError(f"{username}'s host offered no address this client can use")
+        try:
+            creds = await _ask_relay(signals, info, t0, connect_timeout)
+        except BaseException:
+            driver.close()
+            raise
+        relay_addr = _attach_relay(driver, creds, info, labels, asyncio.get_running_loop().time())
+        addrs = [relay_addr]
+
+    def frame_seen(picture: DecodedFrame, timing: FrameTiming) -> None:
+        if info.first_frame_s is None:
+            info.first_frame_s = time.monotonic() - t0
+            log.info(
+                "first decoded frame %.0f ms after `connect` (path: %s)",
+                info.first_frame_s * 1000,
+                info.path,
+            )
+        if on_frame is not None:
+            on_frame(picture, timing)
+
+    first = addrs[0]
+    attempt = replace(
+        settings,
+        host=first[0],
+        port=first[1],
+        same_clock=settings.same_clock and all(a[0] in ("127.0.0.1", "::1") for a in addrs),
+    )
+    client = ClientService(
+        attempt,
+        identity=identity,
+        expected_host_id=info.host_wavry_id,
+        window_factory=window_factory,
+        on_frame=frame_seen,
+        driver=driver,
+        candidates=addrs[1:],
+    )
+    task = asyncio.create_task(client.run())
+    try:
+        relay_addr = await _handshake(
+            client, task, driver, info, labels, signals, t0,
+            direct_timeout=direct_timeout,
+            connect_timeout=connect_timeout,
+            relay="never" if relay_addr is not None else relay,
+        ) or relay_addr  # fmt: skip
+    except BaseException:
+        client.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 5)
+        raise
+    conn = client.connection
+    assert conn is not None
+    info.handshake_s = time.monotonic() - t0
+    info.path = labels.get(conn.peer_addr, format_addr(conn.peer_addr))
+    info.relayed = relay_addr is not None and conn.peer_addr == relay_addr
+    if relay_addr is not None and not info.relayed:
+        driver.detach_relay(relay_addr)  # the direct path won: stop holding the lease
+    client.path = ("relay " if info.relayed else "direct ") + info.path
+    client.connect_ms = info.handshake_s * 1000
+    log.info(
+        "connected to %s via %s (%s), handshake %.0f ms after `connect`",
+        username,
+        info.path,
+        "relayed" if info.relayed else "direct",
+        info.handshake_s * 1000,
+    )
+    if on_connected is not None:
+        on_connected(client, info)
+    watcher = asyncio.create_task(
+        _watch_path(client, driver, info, signals, stun_servers, relayed=info.relayed)
+    )
+    try:
+        report = await task
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    if info.relayed and feedback is not None:
+        await _send_feedback(feedback, identity, info, report)
+    return report, info
+
+
+async def _handshake(
+    client: ClientService,
+    task: asyncio.Task[ClientReport],
+    driver: UdpDriver,
+    info: ConnectInfo,
+    labels: dict[Address, str],
+    signals: _Signals | None,
+    t0: float,
+    *,
+    direct_timeout: float,
+    connect_timeout: float,
+    relay: RelayMode,
+) -> Address | None:
+    """Until a path completes the handshake; returns the relay's virtual address if one was
+    added. Raises ``ConnectError`` explaining what was tried."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    relay_addr: Address | None = None
+    relay_error: str | None = None
+    asked = False
+    while client.report.host_wavry_id is None:
+        if task.done():
+            break
+        elapsed = loop.time() - start
+        if elapsed >= connect_timeout:
+            break
+        if not asked and signals is not None and relay != "never" and elapsed >= direct_timeout:
+            asked = True
+            log.info(
+                "no direct path to %s after %.0f ms; asking for a relay",
+                info.username,
+                elapsed * 1000,
+            )
+            await _send_relay_request(signals, info, t0)
+        if asked and relay_addr is None and relay_error is None and signals is not None:
+            fut = signals.relay
+            if fut.done():
+                exc = fut.exception()
+                if exc is not None:
+                    relay_error = str(exc)
+                    log.warning("no relay: %s", relay_error)
+                else:
+                    creds = fut.result()
+                    relay_addr = _attach_relay(driver, creds, info, labels, loop.time())
+                    client.add_candidates([relay_addr])
+        await asyncio.sleep(0.005)
+    if client.report.host_wavry_id is not None:
+        return relay_addr
+    reason = client.report.close_reason or "no handshake"
+    tried = ", ".join(labels.values()) or "none"
+    extra = f"; relay: {relay_error}" if relay_error else ""
+    if relay == "never":
+        extra += "; relays disabled (--direct-only)"
+    raise ConnectError(
+        f"no path to {info.username}'s host completed the handshake within "
+        f"{connect_timeout:.0f} s ({reason}; tried {tried}{extra}). Both sides need outbound "
+        "UDP; with a strict NAT or firewall a relay is required (the gateway needs "
+        "WAVRY_GATEWAY_MASTER_URL and a registered relay)"
+    )
+
+
+async def _send_relay_request(signals: _Signals, info: ConnectInfo, t0: float) -> None:
+    info.relay_requested_s = time.monotonic() - t0
+    with contextlib.suppress(Exception):  # a closed signaling socket fails the wait instead
+        await signals.session.send(
+            RequestRelay(target_username=info.username, session_id=signals.session_id)
+        )
+
+
+async def _ask_relay(
+    signals: _Signals, info: ConnectInfo, t0: float, timeout: float
+) -> RelayCredentials:
+    await _send_relay_request(signals, info, t0)
+    try:
+        return await asyncio.wait_for(asyncio.shield(signals.relay), timeout)
+    except TimeoutError:
+        raise ConnectError(f"no relay for {info.username} within {timeout:.0f} s") from None
+    except ConnectError as exc:
+        raise ConnectError(f"no relay for {info.username}: {exc}") from None
+
+
+def _attach_relay(
+    driver: UdpDriver,
+    creds: RelayCredentials,
+    info: ConnectInfo,
+    labels: dict[Address, str],
+    now: float,
+) -> Address:
+    if creds.role != "client":
+        raise ConnectError(f"the gateway sent a relay lease for role {creds.role}, not client")
+    link = RelayLink(
+        parse_candidate_addr(creds.addr),
+        relay_session_bytes(creds.session_id),
+        Role.CLIENT,
+        creds.lease,
+        now,
+        expires_at_unix=creds.expires_at,
+    )
+    vaddr = driver.attach_relay(link)
+    labels[vaddr] = f"{creds.relay_id}@{creds.addr}"
+    info.relay_id = creds.relay_id
+    info.relay_session_id = creds.session_id
+    log.info("relay %s at %s joins the handshake", creds.relay_id, creds.addr)
+    return vaddr
+
+
+async def _watch_path(
+    client: ClientService,
+    driver: UdpDriver,
+    info: ConnectInfo,
+    signals: _Signals | None,
+    stun_servers: Sequence[Address],
+    *,
+    relayed: bool,
+) -> None:
+    """Keep a direct path alive across NAT rebinding on either side (see the module doc)."""
+    loop = asyncio.get_running_loop()
+    conn = client.connection
+    if conn is None:
+        return
+    last_addr = conn.peer_addr
+
+    def host_moved(entries: list[CandidateEntry]) -> None:
+        targets = [parse_candidate_addr(e.addr) for e in entries if e.type != "relay"]
+        if targets:
+            log.info("%s's host sent new addresses; punching towards them", info.username)
+            driver.punch(targets[:16])
+
+    if signals is not None:
+        signals.on_candidates = host_moved
+    last_packets = -1
+    last_change = loop.time()
+    last_regather = -REGATHER_EVERY_S
+    while conn.state is not ConnectionState.CLOSED:
+        await asyncio.sleep(0.05)
+        now = loop.time()
+        if conn.peer_addr != last_addr:
+            info.address_changes += 1
+            log.info("the host's address changed: %s -> %s", last_addr, conn.peer_addr)
+            last_addr = conn.peer_addr
+        packets = conn.stats().packets_received
+        if packets != last_packets:
+            last_packets, last_change = packets, now
+            continue
+        if relayed or signals is None or conn.state is not ConnectionState.ESTABLISHED:
+            continue
+        if now - last_change < STALL_S or now - last_regather < REGATHER_EVERY_S:
+            continue
+        last_regather = now
+        info.regathers += 1
+        try:
+            mine = await gather_candidates(driver, stun_servers, stun_timeout=_STUN_TIMEOUT_S)
+            log.info(
+                "nothing from %s's host for %.1f s; sending our addresses again: %s",
+                info.username,
+                now - last_change,
+                ", ".join(f"{c['type']} {c['addr']}" for c in mine),
+            )
+            await signals.session.send(
+                Candidate(
+                    target_username=info.username,
+                    candidates=[CandidateEntry(addr=c["addr"], type=c["type"]) for c in mine],
+                    session_id=signals.session_id,
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - keep streaming; the RIFT timers decide
+            log.warning("could not refresh our addresses: %s", exc)
+
+
+async def _send_feedback(
+    feedback: tuple[str, str], identity: Identity, info: ConnectInfo, report: ClientReport
+) -> None:
+    from wavry.net.gateway_api import (
+        GatewayApiError,
+        quality_score_from_stats,
+        send_relay_feedback,
+    )
+
+    if info.relay_id is None or info.relay_session_id is None:
+        return
+    stats = dict(report.stats)
+    stats.setdefault("frames_received", report.frames_received)
+    score, issues = quality_score_from_stats(stats)
+    base, token = feedback
+    try:
+        await send_relay_feedback(
+            base,
+            token,
+            identity,
+            relay_id=info.relay_id,
+            session_id=info.relay_session_id,
+            quality_score=score,
+            issues=issues,
+        )
+    except GatewayApiError as exc:
+        info.feedback = f"refused: {exc}"
+        log.warning("relay feedback not accepted: %s", exc)
+        return
+    info.feedback = f"sent: {score}"
+    log.info("relay feedback sent: quality %d %s", score, ",".join(issues) or "no issues")
