@@ -119,6 +119,7 @@ class Rig:
         return RelayLink(self.relay.addr, self.sid, role, token, self.loop.time())
 
     async def start(self) -> None:
+        t0 = self.loop.time()
         self.host_core = HostEndpoint(
             identity=self.host_id,
             offer=HostOffer(),
@@ -146,6 +147,7 @@ class Rig:
                 await asyncio.sleep(0.01)
                 self.drain()
         self.conn = next(iter(self.host_core.connections.values()))
+        self.connect_time = self.loop.time() - t0
         # The host sees the client at the host link's virtual address, never the relay's.
         assert self.conn.peer_addr == virtual_relay_address(self.host_link)
 
@@ -223,6 +225,9 @@ async def rig(relay: RelayProc) -> AsyncIterator[Rig]:
 
 async def test_frames_flow_through_the_relay(rig: Rig, relay: RelayProc) -> None:
     got = await rig.stream(1.0)
+    ms = rig.connect_time * 1000
+    print(f"\nrelayed: both links presented and RIFT established in {ms:.0f} ms")
+    assert rig.connect_time < 1.0  # no RIFT retransmission: MSG1 waited for the ACK
     assert got >= 45
     rig.check_frames()
     assert rig.host_link.state is LinkState.BOUND and rig.client_link.state is LinkState.BOUND
