@@ -288,6 +288,12 @@ def add_connect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         help="seconds hole punching gets before a relay is asked for (default 1)",
     )
     p.add_argument(
+        "--same-clock",
+        action="store_true",
+        help="host and client run on one machine (e.g. network namespaces): also report the "
+        "network and total capture-to-present latency (automatic on loopback)",
+    )
+    p.add_argument(
         "--bind",
         default="0.0.0.0",
         metavar="ADDR",
@@ -478,7 +484,7 @@ def _run_connect_username(ns: argparse.Namespace) -> int:
         relative_mouse=ns.relative_mouse,
         max_bitrate_kbps=ns.max_bitrate,
         monitor=ns.monitor,
-        same_clock=True,  # only used for loopback candidates
+        same_clock=ns.same_clock,  # loopback candidates turn it on by themselves
         run_for=ns.seconds,
         impair=ns.impair,
     )
@@ -527,6 +533,7 @@ def _run_connect_username(ns: argparse.Namespace) -> int:
             doc[key] = None if value is None else round(value * 1000, 1)
         doc["regathers"] = info.regathers
         doc["address_changes"] = info.address_changes
+        doc["relay_moves"] = info.relay_moves
         doc["feedback"] = info.feedback
         doc["frames_verified"] = verified.count
         print(json.dumps(doc))

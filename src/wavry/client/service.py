@@ -62,6 +62,8 @@ class ClientReport:
     frames_lost: int = 0
     decode_errors: int = 0
     decode_overflows: int = 0
+    #: frames not decoded because a reference was missing (waiting for a keyframe instead)
+    frames_skipped: int = 0
     bytes_received: int = 0
     close_reason: str | None = None
     rejected: str | None = None
@@ -112,6 +114,8 @@ class ClientService:
         self._same_clock = settings.same_clock
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_skip_request = -1.0
+        self._need_keyframe = False
+        self._last_keyframe_ask = -1.0
         self._overlay_window: list[tuple[float, int, int]] = []
 
     def stop(self) -> None:
@@ -224,6 +228,7 @@ class ClientService:
                 self._on_video(event)
             elif isinstance(event, ev.FrameLost):
                 self.report.frames_lost += 1
+                self._need_keyframe = True  # the core asked the host for one already
             elif isinstance(event, ev.ControlReceived):
                 self._on_control(event.message, now)
             elif isinstance(event, ev.HandshakeCompleted):
@@ -281,6 +286,14 @@ class ClientService:
         self.report.bytes_received += len(event.data)
         if self.report.first_frame_at is None:
             self.report.first_frame_at = event.released_at
+        if self._need_keyframe:
+            if not event.keyframe:
+                # A frame after a gap references what never reached the decoder: decoding it
+                # would show a damaged picture. Keep the last good one until the keyframe.
+                self.report.frames_skipped += 1
+                self._ask_keyframe()
+                return
+            self._need_keyframe = False
         backlog = self._decode_q.qsize()
         conn = self._conn
         now = asyncio.get_running_loop().time()
@@ -301,9 +314,17 @@ class ClientService:
             self.report.decode_overflows += 1
             with self._decode_q.mutex:
                 self._decode_q.queue.clear()
-            conn = self._conn
-            if conn is not None and conn.state is ConnectionState.ESTABLISHED:
-                conn.request_keyframe(asyncio.get_running_loop().time())
+            self._need_keyframe = True
+            self._ask_keyframe()
+
+    def _ask_keyframe(self) -> None:
+        conn = self._conn
+        if conn is None or conn.state is not ConnectionState.ESTABLISHED:
+            return
+        now = asyncio.get_running_loop().time()
+        if now - self._last_keyframe_ask >= 0.2:  # the host needs a moment to send it
+            self._last_keyframe_ask = now
+            conn.request_keyframe(now)
 
     # -- decode thread --------------------------------------------------------------------
     def _decode_loop(self) -> None:

@@ -53,6 +53,8 @@ class HostStatus:
     inputs_injected: int = 0
     input_errors: int = 0
     refused: list[str] = field(default_factory=list)
+    #: a client's address changed mid-session (NAT rebinding, path moved to/from a relay)
+    address_changes: int = 0
     #: CPU seconds (all threads) and wall seconds while a session streamed; peak RSS
     stream_cpu_s: float = 0.0
     stream_wall_s: float = 0.0
@@ -249,6 +251,10 @@ class HostService:
                 self._pipeline.set_fps(event.fps)
         elif isinstance(event, ev.ControlReceived) and conn is not None:
             self._on_control(alias, conn, event.message)
+        elif isinstance(event, ev.PeerAddressChanged):
+            # Adopted only after an authenticated packet from the new address (RIFT core).
+            self.status.address_changes += 1
+            log.info("client moved from %s to %s", _addr(event.old), _addr(event.new))
         elif isinstance(event, ev.ConnectionClosed):
             self._end_session(alias, event)
 
@@ -418,6 +424,11 @@ class HostService:
             self.status.inputs_injected += 1
         except InputDecodeError:
             self.status.input_errors += 1
+
+
+def _addr(addr: tuple[str, int]) -> str:
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def conn_now() -> float:

@@ -201,6 +201,9 @@ async def list_relays(request: Request) -> list[RelayInfo]:
             max_sessions=r.max_sessions,
             max_bitrate_kbps=r.max_bitrate_kbps,
             state=r.state,
+            success_count=r.success_count,
+            failure_count=r.failure_count,
+            feedback_score=round(r.feedback_score, 3),
         )
         for r in relays
     ]

@@ -93,6 +93,11 @@ class RelayInfo(BaseModel):
     max_sessions: int
     max_bitrate_kbps: int
     state: str
+    #: signed session feedback so far (docs/master.md): reports above 50 count as successes
+    success_count: int = 0
+    failure_count: int = 0
+    #: EWMA of the reported quality scores, 50 before any report
+    feedback_score: float = 50.0
 
 
 class RegisterRequest(_Body):

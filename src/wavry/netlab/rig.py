@@ -338,8 +338,10 @@ class ControlPlaneRig:
         ]  # fmt: skip
         self.control_plane = self._spawn("pub", "control-plane", argv, env)
 
-    def start_relay(self) -> RigProcess:
-        """Start (or, after ``stop_relay``, restart) the relay on the same address and port."""
+    def start_relay(self, relay_id: str | None = None) -> RigProcess:
+        """Start (or, after ``stop_relay``, restart) the relay on the same address and port.
+        ``relay_id`` overrides the id it keeps in its data directory (another relay, same
+        address: the leases issued for the old one are refused)."""
         if self.relay is not None and self.relay.alive():
             raise NetlabError("the relay is already running")
         ip, port = self.relay_addr
@@ -349,6 +351,8 @@ class ControlPlaneRig:
             WAVRY_RELAY_MASTER_TOKEN=self.relay_token,
         )
         env.update(self.extra_env)
+        if relay_id is not None:
+            env["WAVRY_RELAY_ID"] = relay_id
         argv = [
             "relay",
             "--listen", f"{ip}:{port}",
@@ -379,14 +383,17 @@ class ControlPlaneRig:
                 out[name] = float(value)
         return out
 
+    def relay_alive(self) -> bool:
+        return self.relay is not None and self.relay.alive()
+
     def stop_relay(self) -> int | None:
         return self.relay.stop() if self.relay is not None else None
 
-    def restart_relay(self, down_for: float = 0.0) -> None:
+    def restart_relay(self, down_for: float = 0.0, relay_id: str | None = None) -> None:
         """Stop the relay, wait ``down_for`` seconds, start it again and wait until it is ready."""
         self.stop_relay()
         time.sleep(down_for)
-        self.start_relay()
+        self.start_relay(relay_id)
         self.wait_relay_assignable()
 
     def wait_relay_assignable(self, timeout: float = _READY_TIMEOUT) -> None:

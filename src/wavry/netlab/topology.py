@@ -515,6 +515,14 @@ table bridge wavrylab {{
         self.udp_blocked = blocked
         self._apply_pub_filter()
 
+    def flush_udp_mappings(self, side: Side) -> None:
+        """Forget the router's UDP mappings (a router reboot): after a mode change, flows that
+        were mapped under the old mode would otherwise keep their old ports."""
+        nat = self.ns(_NAT_NS[side])
+        res = _run(["ip", "netns", "exec", nat, "conntrack", "-D", "-p", "udp"], check=False)
+        if res.returncode not in (0, 1):  # 1: nothing to delete
+            raise NetlabError(f"conntrack -D failed on {nat}: {res.stderr.strip()}")
+
     def rebind(self, side: Side) -> tuple[int, int]:
         """Force a NAT rebinding: the router's UDP mappings are flushed and its next UDP packets
         leave from a new public port (from the returned range; the ranges alternate per call,

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -87,19 +88,29 @@ def _settings_from(ns: argparse.Namespace) -> RelaySettings:
         "log_level",
     )
     overrides = {n: getattr(ns, n) for n in names if getattr(ns, n, None) is not None}
-    return RelaySettings(**overrides)
+    settings = RelaySettings(**overrides)
+    if not any(os.environ.get(k) for k in ("WAVRY_RELAY_ID", "WAVRY_RELAY_RELAY_ID")):
+        from wavry.relay.relay_id import persistent_relay_id
+
+        # the same id after a restart: leases issued for this relay stay valid
+        settings = settings.model_copy(update={"relay_id": persistent_relay_id(settings.data_dir)})
+    return settings
 
 
 def run_relay(ns: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from wavry.bind_policy import BindPolicyError
+    from wavry.relay.relay_id import RelayIdFileError
     from wavry.relay.server import RelayServer, install_uvloop
 
     try:
         settings = _settings_from(ns)
     except ValidationError as exc:
         sys.stderr.write(f"wavry relay: bad settings:\n{exc}\n")
+        return 2
+    except RelayIdFileError as exc:
+        sys.stderr.write(f"wavry relay: {exc}\n")
         return 2
     logging.basicConfig(
         level=getattr(logging, settings.log_level.upper(), logging.INFO),

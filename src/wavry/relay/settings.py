@@ -98,7 +98,7 @@ class RelaySettings(BaseSettings):
             "WAVRY_ALLOW_INSECURE_RELAY",
         ),
     )
-    #: default: a new UUIDv4 per start (as the original)
+    #: default: a new UUIDv4 per start; `wavry relay` keeps one in DATA_DIR/relay_id instead
     relay_id: str = Field(
         default_factory=lambda: str(uuid.uuid4()),
         min_length=1,

@@ -71,6 +71,9 @@ RelayMode = Literal["auto", "never", "always"]
 STALL_S = 0.5
 #: and its candidates are sent again at most this often
 REGATHER_EVERY_S = 2.0
+#: a relayed path silent this long (its relay is gone, not just restarting) moves to a new
+#: relay session; RIFT's idle timeout (10 s) leaves room for that
+RELAY_MOVE_AFTER_S = 2.5
 _STUN_TIMEOUT_S = 1.5
 
 
@@ -100,6 +103,8 @@ class ConnectInfo:
     regathers: int = 0
     #: host address changes seen by the RIFT core (NAT rebinding on either side)
     address_changes: int = 0
+    #: times a relayed session moved to a new relay session (its relay died or refused us)
+    relay_moves: int = 0
     feedback: str | None = None
 
 
@@ -138,6 +143,11 @@ class _Signals:
         self.on_candidates: Callable[[list[CandidateEntry]], None] | None = None
         self.error: ErrorMsg | None = None
         self.closed = asyncio.Event()
+
+    def reset_relay(self) -> None:
+        """Ready for another RELAY_CREDENTIALS (moving to a new relay session)."""
+        if self.relay.done():
+            self.relay = asyncio.get_running_loop().create_future()
 
     def _fail(self, msg: ErrorMsg) -> None:
         self.error = msg
@@ -384,7 +394,7 @@ async def connect_paths(
         settings,
         host=first[0],
         port=first[1],
-        same_clock=settings.same_clock and all(a[0] in ("127.0.0.1", "::1") for a in addrs),
+        same_clock=settings.same_clock or all(a[0] in ("127.0.0.1", "::1") for a in addrs),
     )
     client = ClientService(
         attempt,
@@ -573,40 +583,88 @@ async def _watch_path(
     last_packets = -1
     last_change = loop.time()
     last_regather = -REGATHER_EVERY_S
-    while conn.state is not ConnectionState.CLOSED:
-        await asyncio.sleep(0.05)
-        now = loop.time()
-        if conn.peer_addr != last_addr:
-            info.address_changes += 1
-            log.info("the host's address changed: %s -> %s", last_addr, conn.peer_addr)
-            last_addr = conn.peer_addr
-        packets = conn.stats().packets_received
-        if packets != last_packets:
-            last_packets, last_change = packets, now
-            continue
-        if relayed or signals is None or conn.state is not ConnectionState.ESTABLISHED:
-            continue
-        if now - last_change < STALL_S or now - last_regather < REGATHER_EVERY_S:
-            continue
-        last_regather = now
-        info.regathers += 1
-        try:
-            mine = await gather_candidates(driver, stun_servers, stun_timeout=_STUN_TIMEOUT_S)
-            log.info(
-                "nothing from %s's host for %.1f s; sending our addresses again: %s",
-                info.username,
-                now - last_change,
-                ", ".join(f"{c['type']} {c['addr']}" for c in mine),
+    last_move = loop.time()
+    moving: asyncio.Task[None] | None = None
+    try:
+        while conn.state is not ConnectionState.CLOSED:
+            await asyncio.sleep(0.05)
+            now = loop.time()
+            if conn.peer_addr != last_addr:
+                if not (relayed and moving is not None):
+                    info.address_changes += 1
+                    log.info("the host's address changed: %s -> %s", last_addr, conn.peer_addr)
+                last_addr = conn.peer_addr
+            packets = conn.stats().packets_received
+            if packets != last_packets:
+                last_packets, last_change = packets, now
+            if signals is None or conn.state is not ConnectionState.ESTABLISHED:
+                continue
+            if relayed:
+                link = driver.relay_link(conn.peer_addr)
+                dead = link is None or link.closed or link.lease_ending
+                if (dead or now - last_change >= RELAY_MOVE_AFTER_S) and (
+                    moving is None or moving.done()
+                ):
+                    if now - last_move >= RELAY_MOVE_AFTER_S:
+                        last_move = now
+                        moving = asyncio.create_task(_move_relay(conn, driver, info, signals))
+                continue
+            if packets == last_packets and now - last_change >= STALL_S:
+                if now - last_regather >= REGATHER_EVERY_S:
+                    last_regather = now
+                    await _resend_candidates(driver, info, signals, stun_servers, now - last_change)
+    finally:
+        if moving is not None:
+            moving.cancel()
+
+
+async def _move_relay(conn: Any, driver: UdpDriver, info: ConnectInfo, signals: _Signals) -> None:
+    """Take the session to a new relay session: the host joins it when the gateway hands it
+    its own lease, and adopts our new path at the first authenticated packet through it."""
+    old = conn.peer_addr
+    log.info("the relay path to %s went silent or was refused; asking for another", info.username)
+    signals.reset_relay()
+    try:
+        creds = await _ask_relay(signals, info, time.monotonic(), 5.0)
+    except ConnectError as exc:
+        log.warning("could not move to another relay: %s", exc)
+        return
+    labels: dict[Address, str] = {}
+    vaddr = _attach_relay(driver, creds, info, labels, asyncio.get_running_loop().time())
+    conn.peer_addr = vaddr  # our side moves at once; the host follows our packets
+    driver.flush()
+    if old != vaddr:
+        driver.detach_relay(old)
+    info.relay_moves += 1
+    info.path = labels[vaddr]
+    log.info("moved to relay %s", info.path)
+
+
+async def _resend_candidates(
+    driver: UdpDriver,
+    info: ConnectInfo,
+    signals: _Signals,
+    stun_servers: Sequence[Address],
+    silent_s: float,
+) -> None:
+    info.regathers += 1
+    try:
+        mine = await gather_candidates(driver, stun_servers, stun_timeout=_STUN_TIMEOUT_S)
+        log.info(
+            "nothing from %s's host for %.1f s; sending our addresses again: %s",
+            info.username,
+            silent_s,
+            ", ".join(f"{c['type']} {c['addr']}" for c in mine),
+        )
+        await signals.session.send(
+            Candidate(
+                target_username=info.username,
+                candidates=[CandidateEntry(addr=c["addr"], type=c["type"]) for c in mine],
+                session_id=signals.session_id,
             )
-            await signals.session.send(
-                Candidate(
-                    target_username=info.username,
-                    candidates=[CandidateEntry(addr=c["addr"], type=c["type"]) for c in mine],
-                    session_id=signals.session_id,
-                )
-            )
-        except Exception as exc:  # noqa: BLE001 - keep streaming; the RIFT timers decide
-            log.warning("could not refresh our addresses: %s", exc)
+        )
+    except Exception as exc:  # noqa: BLE001 - keep streaming; the RIFT timers decide
+        log.warning("could not refresh our addresses: %s", exc)
 
 
 async def _send_feedback(

@@ -352,10 +352,14 @@ class HostRendezvous:
 
     async def _expire_relays(self) -> None:
         while True:
-            await asyncio.sleep(min(5.0, self.relay_idle_s / 2))
+            await asyncio.sleep(min(2.0, self.relay_idle_s / 2))
             now, wall = time.monotonic(), time.time()
+            driver = self.service.udp_driver
             for sid, join in list(self._relays.items()):
-                if wall >= join.expires_at:
+                link = driver.relay_link(join.addr) if driver is not None else None
+                if link is None or link.closed:
+                    self._detach(sid, "the relay refused the lease or stopped answering")
+                elif wall >= join.expires_at:
                     self._detach(sid, "lease expired")
                 elif not self._in_use(join.addr) and now - join.started > self.relay_idle_s:
                     self._detach(sid, "no session through it")
