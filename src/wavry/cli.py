@@ -192,6 +192,22 @@ def _cmd_bench_relay(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_connect(ns: argparse.Namespace) -> int:
+    from wavry.bench.connect_bench import format_connect_bench, run_connect_bench
+    from wavry.netlab import NetlabError
+
+    def progress(msg: str) -> None:
+        print(f"  … {msg}", file=sys.stderr, flush=True)
+
+    try:
+        result = run_connect_bench(runs=ns.runs, seconds=ns.seconds, progress=progress)
+    except NetlabError as exc:
+        print(f"wavry bench connect: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, sort_keys=True) if ns.json else format_connect_bench(result))
+    return 1 if result["failures"] else 0
+
+
 def _cmd_doctor(_: argparse.Namespace) -> int:
     from wavry.doctor import run_doctor
 
@@ -296,6 +312,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--json", action="store_true", help="print one JSON object")
     b.set_defaults(func=_cmd_bench_signaling)
+    b = bench_sub.add_parser(
+        "connect",
+        help="connect by username across real NATs: time to first frame, relay added latency",
+        description="Build the NAT lab (network namespaces: host and client behind their own "
+        "NAT routers; gateway, master, relay and coturn on the public side; needs root, "
+        "iproute2, nftables, conntrack, coturn) and run `wavry connect alice` per round: "
+        "direct (hole punched), relayed (--relay) and fallback (client NAT symmetric). "
+        "Reports time to first decoded frame and one-way network latency; the relay's added "
+        "latency is relayed minus direct in the same run.",
+    )
+    b.add_argument("--runs", type=int, default=5, help="rounds of the three modes (default 5)")
+    b.add_argument("--seconds", type=float, default=2.0, help="streaming per connect (2)")
+    b.add_argument("--json", action="store_true", help="print one JSON object")
+    b.set_defaults(func=_cmd_bench_connect)
     from wavry.gateway.cli import add_gateway_bench_parser
 
     add_gateway_bench_parser(bench_sub)

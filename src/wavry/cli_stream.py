@@ -302,7 +302,12 @@ def add_connect_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--headless", action="store_true", help="decode without a window")
     p.add_argument("--fullscreen", action="store_true")
     p.add_argument("--relative-mouse", action="store_true", help="pointer-lock mode for games")
-    p.add_argument("--seconds", type=float, default=None, help="disconnect after N seconds")
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="stream N seconds once connected, then disconnect",
+    )
     p.add_argument("--max-bitrate", type=int, default=0, help="cap the host's bitrate (kbit/s)")
     p.add_argument("--monitor", type=int, default=None, help="show this monitor of the host")
     p.add_argument(

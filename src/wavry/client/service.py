@@ -191,10 +191,14 @@ class ClientService:
         decode_thread = threading.Thread(target=self._decode_loop, name="wavry-decode", daemon=True)
         decode_thread.start()
         poll_task: asyncio.Task[None] | None = None
-        deadline = None if s.run_for is None else loop.time() + s.run_for
+        # ``run_for`` is streaming time: it starts when the session is established (a relay
+        # fallback may take a second); until then RIFT's handshake timeout bounds the attempt.
+        deadline = None
         try:
             while not self._stop.is_set():
                 timeout = 0.25
+                if deadline is None and s.run_for is not None and self.report.established_at:
+                    deadline = self.report.established_at + s.run_for
                 if deadline is not None:
                     timeout = min(timeout, max(0.0, deadline - loop.time()))
                     if loop.time() >= deadline:
