@@ -589,9 +589,39 @@ def _report_json(report: object) -> dict[str, object]:
     }
 
 
+def _list_gateway_hosts() -> bool:
+    """Print the hosts reachable through the stored login's gateway; False when not logged in."""
+    from wavry.credentials import CredentialsError, TokenStore
+    from wavry.net.gateway_api import GatewayApiError
+    from wavry.net.signaling import SignalingFatal, ws_url
+    from wavry.rendezvous.presence import reachable_hosts
+
+    try:
+        stored = TokenStore().load()
+    except CredentialsError:
+        return False
+    if stored is None:
+        return False
+    try:
+        hosts = asyncio.run(reachable_hosts(stored.gateway, ws_url(stored.gateway), stored.token))
+    except (GatewayApiError, SignalingFatal, OSError, TimeoutError) as exc:
+        print(f"Hosts through {stored.gateway}: cannot list them ({exc})")
+        return True
+    print(f"Hosts through {stored.gateway} (logged in as {stored.username}):")
+    for h in hosts:
+        state = "online " if h.online else "offline"
+        mine = "  (yours)" if h.own else ""
+        print(f"  {h.username:<24} {state}  wavry connect {h.username}{mine}")
+    if not any(h.online for h in hosts):
+        print("  none online: start `wavry host --gateway` on the machine you want to reach")
+    print()
+    return True
+
+
 def _list_hosts() -> int:
     from wavry.net.mdns import browse_hosts
 
+    _list_gateway_hosts()
     hosts = browse_hosts(timeout=1.0)
     if not hosts:
         print("No Wavry hosts found on the LAN. Start one with `wavry host`, or give an address:")

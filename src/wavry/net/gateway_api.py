@@ -33,6 +33,7 @@ __all__ = [
     "BindResult",
     "GatewayApiError",
     "ensure_wavry_id_bound",
+    "list_reachable_hosts",
     "quality_score_from_stats",
     "resolve_wavry_id",
     "send_relay_feedback",
@@ -260,6 +261,34 @@ async def resolve_wavry_id(
 
     username: str = await _with_budget(timeout, run())
     return username
+
+
+async def list_reachable_hosts(
+    gateway_url: str, token: str, *, timeout: float = DEFAULT_TIMEOUT
+) -> tuple[str, list[str]]:
+    """``(own username, accounts that share their hosts with us)`` from ``GET /auth/me`` and
+    ``GET /v1/shares``: the hosts ``wavry connect USERNAME`` may reach."""
+
+    async def run() -> tuple[str, list[str]]:
+        async with _Gateway(gateway_url, token, timeout) as gw:
+            me = await gw.request("GET", "/auth/me")
+            shares = await gw.request("GET", "/v1/shares")
+        for resp in (me, shares):
+            if resp.status_code != 200:
+                raise GatewayApiError(
+                    f"cannot list your hosts: {_error_text(resp)}", resp.status_code
+                )
+        user = _json_object(me).get("user")
+        own = user.get("username") if isinstance(user, dict) else None
+        entries = _json_object(shares).get("shared_by")
+        if not isinstance(own, str) or not isinstance(entries, list):
+            raise GatewayApiError("malformed answer from the gateway", 200)
+        names = [e["username"] for e in entries if isinstance(e, dict)
+                 and isinstance(e.get("username"), str)]  # fmt: skip
+        return own, sorted(set(names) - {own})
+
+    result: tuple[str, list[str]] = await _with_budget(timeout, run())
+    return result
 
 
 # --- quality score ---------------------------------------------------------------------------

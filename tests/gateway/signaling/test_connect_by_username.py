@@ -350,3 +350,37 @@ def test_which_targets_are_usernames(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert _is_username_target(ns("alice"))  # the stored login configures the gateway
     for host in ("localhost", "host.lan", "192.0.2.1"):
         assert not _is_username_target(ns(host))
+
+
+async def test_reachable_hosts_show_who_is_online(
+    tmp_path: Path, gw: Gateway, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from wavry.cli_stream import _list_gateway_hosts
+    from wavry.rendezvous.presence import HostPresence, reachable_hosts
+
+    alice = await gw.register("alice")
+    bob = await gw.register("bob")
+    carol = await gw.register("carol")
+    await gw.share(alice, "bob")
+    await gw.share(carol, "bob")
+    async with running_host(gw, alice):
+        hosts = await reachable_hosts(gw.http_url, gw.ws_url, bob)
+        assert hosts == [
+            HostPresence("bob", online=False, own=True),
+            HostPresence("alice", online=True, own=False),
+            HostPresence("carol", online=False, own=False),
+        ]
+        # alice shares with nobody: carol sees only herself
+        assert [h.username for h in await reachable_hosts(gw.http_url, gw.ws_url, carol)] == [
+            "carol"
+        ]
+        # `wavry connect` without a target lists them from the stored login
+        env = _login_env(tmp_path, "bob", gw, bob, "bob")
+        monkeypatch.setenv("WAVRY_DATA_DIR", env["WAVRY_DATA_DIR"])
+        monkeypatch.setenv("WAVRY_TOKEN_STORE", "file")
+        assert await asyncio.to_thread(_list_gateway_hosts) is True
+    out = capsys.readouterr().out
+    assert "alice" in out and "online   wavry connect alice" in out
+    assert "carol                    offline" in out
+    monkeypatch.setenv("WAVRY_DATA_DIR", str(tmp_path / "nobody"))
+    assert await asyncio.to_thread(_list_gateway_hosts) is False  # not logged in: mDNS only
