@@ -326,6 +326,9 @@ class ControlPlaneRig:
             WAVRY_MASTER_LEASE_RATE_LIMIT="1000",
             WAVRY_GATEWAY_AUTH_RATE_LIMIT="1000",
             WAVRY_GATEWAY_ACCOUNT_RATE_LIMIT="1000",
+            # every `wavry connect` binds a signaling socket, all from one NAT address
+            WAVRY_WS_BIND_RATE_LIMIT="1000",
+            WAVRY_WS_RELAY_RATE_LIMIT="1000",
         )
         env.update(self.extra_env)
         gw, master = self.gateway_addr, self.master_addr

@@ -154,6 +154,7 @@ class _Signals:
         for fut in (self.answer, self.relay):
             if not fut.done():
                 fut.set_exception(ConnectError(msg.message))
+                fut.exception()  # whoever waits still gets it; nobody may wait for the other
 
     async def pump(self) -> None:
         try:

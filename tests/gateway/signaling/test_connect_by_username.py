@@ -78,11 +78,17 @@ async def test_connect_by_username_streams_verified_frames_over_a_share(gw: Gate
     await gw.share(alice, "bob")  # alice shares her hosts with bob
     async with running_host(gw, alice) as (host, rdv):
         frames = FrameLog()
+        overlay: list[str] = []
         report, info = await connect_by_username(
             gw.ws_url, bob, "alice", identity=Identity.generate(),
             settings=_client_settings(2.0), on_frame=frames, bind="127.0.0.1",
+            on_connected=lambda client, _info: overlay.extend(client.overlay_lines()),
         )  # fmt: skip
     assert rdv.status.offers == 1 and rdv.status.answers == 1
+    # the stats overlay says how the session got there and how long it took
+    (path_line,) = [line for line in overlay if line.startswith("path ")]
+    assert path_line.startswith(f"path direct host 127.0.0.1:{host.status.listening[1]} in ")  # type: ignore[index]
+    assert path_line.endswith(" ms")
     assert info.host_wavry_id == host.identity.wavry_id  # pinned from the answer
     assert report.host_wavry_id == host.identity.wavry_id
     assert info.path == f"host 127.0.0.1:{host.status.listening[1]}"  # type: ignore[index]
