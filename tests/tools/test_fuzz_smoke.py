@@ -37,6 +37,7 @@ REQUIRED = {
     "net.impairment": "wavry.net.impairment",
     "net.mdns": "wavry.net.mdns",
     "net.stun": "wavry.net.stun",
+    "net.relay_link": "wavry.net.relay_link",
     "input.events": "wavry.input.events",
     "media.decoder": "wavry.media.decoder",
     "master.bodies": "wavry.master.schemas",

@@ -560,6 +560,39 @@ def _net_stun() -> Harness:
     return Harness(seeds, call, (stun.StunError,), 1600, tokens)
 
 
+def _net_relay_link() -> Harness:
+    """Datagrams from a relay arriving at a peer's ``RelayLink`` (FORWARD, LEASE_ACK/REJECT,
+    garbage): never raises, and a FORWARD for the session gives back its exact payload."""
+    from wavry.net.relay_link import LinkState, RelayLink
+    from wavry.relay import wire
+
+    sid = bytes(range(1, 17))
+    lease = "v4.public." + "A" * 120
+    seeds = [
+        wire.encode_forward(sid, b"RI" + bytes(40)),
+        wire.encode_lease_ack(sid, 1_900_000_000_000, 20_000, 25_000),
+        wire.encode_lease_reject(sid, wire.RejectCode.EXPIRED),
+        wire.encode_lease_reject(sid, wire.RejectCode.RATE_LIMITED),
+        wire.encode_lease_present(sid, wire.Role.CLIENT, lease),
+        wire.encode_forward(bytes(range(2, 18)), b"x"),  # another session
+    ]
+
+    def call(data: bytes) -> None:
+        link = RelayLink(("192.0.2.1", 4000), sid, wire.Role.CLIENT, lease, 0.0, wall=lambda: 1e9)
+        link.datagrams_to_send(0.0)
+        payload = link.receive(data, 0.1)
+        if payload is not None:
+            # only a FORWARD of this session yields a payload, and it is the rest, unchanged
+            assert data[:2] == bytes([wire.MAGIC, wire.VERSION]) and data[4:20] == sid, data[:20]
+            assert payload == data[wire.HEADER_SIZE :]
+        link.handle_timer(5.0)
+        link.datagrams_to_send(5.0)
+        assert isinstance(link.state, LinkState)
+
+    tokens = (b"W\x01\x10\x00", b"W\x01\x02\x00", b"W\x01\x03\x00", sid)
+    return Harness(seeds, call, (), 1500, tokens)
+
+
 # -- benchmarks -----------------------------------------------------------------------------------
 
 
@@ -639,6 +672,12 @@ TARGETS = [
         ("wavry.net.stun",),
         _net_stun,
         "STUN Binding responses on the streaming socket",
+    ),
+    Target(
+        "net.relay_link",
+        ("wavry.net.relay_link",),
+        _net_relay_link,
+        "relay datagrams at a peer's relay link (FORWARD unwrap, ACK/REJECT; never raises)",
     ),
     Target(
         "input.events",
