@@ -539,6 +539,7 @@ def _run_connect_username(ns: argparse.Namespace) -> int:
         doc["regathers"] = info.regathers
         doc["address_changes"] = info.address_changes
         doc["relay_moves"] = info.relay_moves
+        doc["nat_mapping"] = info.nat_mapping
         doc["feedback"] = info.feedback
         doc["frames_verified"] = verified.count
         print(json.dumps(doc))

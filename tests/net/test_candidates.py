@@ -102,3 +102,22 @@ async def test_gather_without_servers_does_no_stun() -> None:
     finally:
         driver.close()
     assert [c["type"] for c in got] == ["host"] and driver.stun_in == 0
+
+
+async def test_probe_mapping_needs_two_answering_servers_at_different_addresses() -> None:
+    """The endpoint-independent/dependent answers are proven across real NATs in
+    tests/netlab/test_scenarios.py; here: what the probe does without two answers."""
+    from wavry.net.candidates import probe_mapping
+    from wavry.net.udp import open_udp_driver
+    from wavry.rendezvous.common import NullCore
+
+    driver = await open_udp_driver(NullCore, local_addr=("127.0.0.1", 0))
+    try:
+        assert await probe_mapping(driver, []) == "unknown"
+        # one address twice is one server: no second opinion
+        assert await probe_mapping(driver, [("127.0.0.1", 9), ("127.0.0.1", 10)]) == "unknown"
+        # two addresses, nobody answers: unknown after the timeout
+        silent = [("127.0.0.1", 9), ("127.0.0.2", 9)]
+        assert await probe_mapping(driver, silent, timeout=0.3) == "unknown"
+    finally:
+        driver.close()

@@ -31,7 +31,9 @@ __all__ = [
     "MAX_CANDIDATES",
     "CandidateDict",
     "format_addr",
+    "NatMapping",
     "gather_candidates",
+    "probe_mapping",
     "host_addresses",
 ]
 
@@ -130,6 +132,48 @@ async def reflexive_address(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+NatMapping = Literal["endpoint-independent", "endpoint-dependent", "unknown"]
+
+
+async def probe_mapping(
+    driver: UdpDriver,
+    servers: Sequence[tuple[str, int]],
+    *,
+    policy: RetransmitPolicy | None = None,
+    timeout: float = 1.0,
+) -> NatMapping:
+    """How this socket's NAT maps it (RFC 4787 §4.1): ask two STUN servers at different
+    addresses; the same mapped address from both is endpoint-independent (hole punching can
+    work), two different ones endpoint-dependent ("symmetric": punching towards the address
+    one server saw is hopeless). "unknown" with fewer than two answers."""
+    family = socket.AF_INET6 if ":" in driver.local_address[0] else socket.AF_INET
+    resolved: list[tuple[str, int]] = []
+    for server in servers:
+        addr = await _resolve(server, family)
+        if addr is not None and all(addr[0] != r[0] for r in resolved):
+            resolved.append(addr)
+        if len(resolved) == 2:
+            break
+    if len(resolved) < 2:
+        return "unknown"
+
+    async def one(server: tuple[str, int]) -> tuple[str, int] | None:
+        try:
+            return await driver.stun_binding(server, policy=policy)
+        except StunClientError as exc:
+            log.info("STUN: %s", exc)
+            return None
+
+    try:
+        async with asyncio.timeout(timeout):
+            first, second = await asyncio.gather(one(resolved[0]), one(resolved[1]))
+    except TimeoutError:
+        return "unknown"
+    if first is None or second is None:
+        return "unknown"
+    return "endpoint-independent" if first == second else "endpoint-dependent"
 
 
 async def gather_candidates(

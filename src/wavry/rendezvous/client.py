@@ -45,7 +45,7 @@ from wavry.gateway.signaling.messages import (
     encode_hello,
 )
 from wavry.media.frames import DecodedFrame
-from wavry.net.candidates import gather_candidates
+from wavry.net.candidates import NatMapping, gather_candidates, probe_mapping
 from wavry.net.relay_link import RelayLink
 from wavry.net.signaling import SignalingFatal, SignalingSession
 from wavry.net.udp import DSCP_EF, UdpDriver, open_udp_driver
@@ -71,6 +71,8 @@ RelayMode = Literal["auto", "never", "always"]
 STALL_S = 0.5
 #: and its candidates are sent again at most this often
 REGATHER_EVERY_S = 2.0
+#: with our NAT known to map per destination ("symmetric"), direct paths get only this long
+EARLY_RELAY_S = 0.25
 #: a relayed path silent this long (its relay is gone, not just restarting) moves to a new
 #: relay session; RIFT's idle timeout (10 s) leaves room for that
 RELAY_MOVE_AFTER_S = 2.5
@@ -105,6 +107,8 @@ class ConnectInfo:
     address_changes: int = 0
     #: times a relayed session moved to a new relay session (its relay died or refused us)
     relay_moves: int = 0
+    #: how our NAT maps the streaming socket (two STUN servers needed to tell)
+    nat_mapping: NatMapping = "unknown"
     feedback: str | None = None
 
 
@@ -231,12 +235,18 @@ async def connect_by_username(
     except (OSError, TimeoutError) as exc:
         raise ConnectError(f"cannot reach the gateway at {url} ({type(exc).__name__})") from None
     driver: UdpDriver | None = None
+    probing: asyncio.Task[NatMapping] | None = None
     signals = _Signals(session, username, str(uuid.uuid4()))
     pump = asyncio.create_task(signals.pump())
     try:
         driver = await open_udp_driver(NullCore, local_addr=(bind, 0), tos=DSCP_EF)
         gathering = asyncio.create_task(
             gather_candidates(driver, stun_servers, stun_timeout=_STUN_TIMEOUT_S)
+        )
+        probing = (
+            asyncio.create_task(probe_mapping(driver, stun_servers))
+            if len(stun_servers) >= 2 and relay == "auto"
+            else None
         )
         await session.send(
             OfferRift(
@@ -249,6 +259,7 @@ async def connect_by_username(
         candidates = await _await_answer(signals, info, answer_timeout, t0)
         mine = await gathering
         info.own_candidates = [f"{c['type']} {c['addr']}" for c in mine]
+
         if mine:
             await session.send(
                 Candidate(
@@ -270,12 +281,15 @@ async def connect_by_username(
             connect_timeout=connect_timeout,
             relay=relay,
             stun_servers=stun_servers,
+            probing=probing,
             feedback=(http_base(url), token) if feedback else None,
             window_factory=window_factory,
             on_frame=on_frame,
             on_connected=on_connected,
         )
     finally:
+        if probing is not None:
+            probing.cancel()
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await pump
@@ -346,6 +360,7 @@ async def connect_paths(
     connect_timeout: float = 8.0,
     relay: RelayMode = "auto",
     stun_servers: Sequence[Address] = (),
+    probing: asyncio.Task[NatMapping] | None = None,
     feedback: tuple[str, str] | None = None,
     window_factory: Callable[[], Any] | None = None,
     on_frame: Callable[[DecodedFrame, FrameTiming], None] | None = None,
@@ -413,6 +428,7 @@ async def connect_paths(
             direct_timeout=direct_timeout,
             connect_timeout=connect_timeout,
             relay="never" if relay_addr is not None else relay,
+            probing=probing,
         ) or relay_addr  # fmt: skip
     except BaseException:
         client.stop()
@@ -422,6 +438,9 @@ async def connect_paths(
     conn = client.connection
     assert conn is not None
     info.handshake_s = time.monotonic() - t0
+    if probing is not None and probing.done() and not probing.cancelled():
+        if probing.exception() is None:
+            info.nat_mapping = probing.result()
     info.path = labels.get(conn.peer_addr, format_addr(conn.peer_addr))
     info.relayed = relay_addr is not None and conn.peer_addr == relay_addr
     if relay_addr is not None and not info.relayed:
@@ -463,6 +482,7 @@ async def _handshake(
     direct_timeout: float,
     connect_timeout: float,
     relay: RelayMode,
+    probing: asyncio.Task[NatMapping] | None = None,
 ) -> Address | None:
     """Until a path completes the handshake; returns the relay's virtual address if one was
     added. Raises ``ConnectError`` explaining what was tried."""
@@ -477,6 +497,17 @@ async def _handshake(
         elapsed = loop.time() - start
         if elapsed >= connect_timeout:
             break
+        if probing is not None and probing.done():
+            if not probing.cancelled() and probing.exception() is None:
+                info.nat_mapping = probing.result()
+                if info.nat_mapping == "endpoint-dependent" and direct_timeout > EARLY_RELAY_S:
+                    log.info(
+                        "this network's NAT gives every destination its own port (symmetric): "
+                        "hole punching will most likely fail; asking for a relay after %.0f ms",
+                        EARLY_RELAY_S * 1000,
+                    )
+                    direct_timeout = EARLY_RELAY_S
+            probing = None
         if not asked and signals is not None and relay != "never" and elapsed >= direct_timeout:
             asked = True
             log.info(
