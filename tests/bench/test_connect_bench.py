@@ -20,11 +20,14 @@ def test_one_round_of_each_mode() -> None:
     assert all(row["relayed"] is False for row in result["per_run"]["direct"])
     assert all(row["relayed"] is True for row in result["per_run"]["relayed"])
     assert all(row["relayed"] is True for row in result["per_run"]["fallback"])
-    for mode in ("direct", "relayed", "fallback"):
+    assert all(row["relayed"] is True for row in result["per_run"]["detected"])
+    for mode in ("direct", "relayed", "fallback", "detected"):
         assert s[mode]["all_frames_verified"] is True, (mode, result["per_run"][mode])
         assert s[mode]["network_p50_ms"] is not None  # --same-clock measured it
     # the fallback waited for the direct paths' deadline (1 s) before asking for a relay
     assert s["fallback"]["first_frame_ms_p50"] >= 1000 > s["direct"]["first_frame_ms_p50"]
+    # ... unless two STUN servers showed the client's NAT to be symmetric (relay after 0.25 s)
+    assert 250 <= s["detected"]["first_frame_ms_p50"] < s["fallback"]["first_frame_ms_p50"]
     assert set(result["relay_added_ms"]) == {"network_p50_ms", "network_p99_ms", "srtt_ms"}
     table = format_connect_bench(result)
     assert "relay added" in table and "direct" in table

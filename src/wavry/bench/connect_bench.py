@@ -9,7 +9,9 @@ mode alike:
 * ``relayed``: the same topology with ``--relay`` (a relay from the start): the relay's added
   latency is this minus ``direct``, measured in the same round;
 * ``fallback``: the client's NAT symmetric, so punching fails and the client falls back to the
-  relay after ``--direct-timeout`` (1 s): the connect time users see behind a strict NAT.
+  relay after ``--direct-timeout`` (1 s): the connect time users see behind a strict NAT;
+* ``detected``: the same with two STUN servers: the client sees its NAT map per destination
+  and asks for the relay after 0.25 s.
 
 Per run: ``first_frame_ms`` (``wavry connect`` started → first decoded picture, measured inside
 the client), the handshake time, and with ``--same-clock`` (one machine, one monotonic clock)
@@ -26,7 +28,7 @@ from typing import Any
 
 __all__ = ["format_connect_bench", "run_connect_bench"]
 
-MODES = ("direct", "relayed", "fallback")
+MODES = ("direct", "relayed", "fallback", "detected")
 
 
 def _pick(doc: dict[str, Any]) -> dict[str, Any]:
@@ -84,6 +86,7 @@ def run_connect_bench(
     t0 = time.monotonic()
     with NatLab() as lab:
         stun = start_stun(lab)
+        second = start_stun(lab, address=lab.add_service_address())
         say(f"lab up in {(lab.setup_seconds or 0) * 1000:.0f} ms; starting the control plane")
         with ControlPlaneRig(lab, stun=stun) as rig:
             host = rig.start_host()
@@ -91,12 +94,15 @@ def run_connect_bench(
                 for n in range(runs):
                     for mode in MODES:
                         args = ["--same-clock"] + (["--relay"] if mode == "relayed" else [])
-                        if mode == "fallback":
+                        env = None
+                        if mode == "detected":
+                            env = {"WAVRY_STUN_SERVERS": f"{stun.env_value},{second.env_value}"}
+                        if mode in ("fallback", "detected"):
                             lab.set_nat("client", "symmetric")
                         try:
-                            res = rig.connect(args, seconds=seconds, timeout=seconds + 30)
+                            res = rig.connect(args, env, seconds=seconds, timeout=seconds + 30)
                         finally:
-                            if mode == "fallback":
+                            if mode in ("fallback", "detected"):
                                 lab.set_nat("client", "eim")
                                 lab.flush_udp_mappings("client")
                         if res.returncode != 0 or res.json is None:
