@@ -155,19 +155,10 @@ class ClientService:
         s = self.settings
         loop = asyncio.get_running_loop()
         self._loop = loop
-        hello = rift_pb2.Hello(
-            client_name=s.client_name,
-            platform=rift_pb2.LINUX,
-            supported_codecs=list(s.codecs),
-            max_resolution=rift_pb2.Resolution(width=s.max_width, height=s.max_height),
-            max_fps=s.max_fps,
-            max_bitrate_kbps=s.max_bitrate_kbps,
-            input_caps=0xF,
-        )
         conn = Connection.client(
             identity=self.identity,
             peer_addr=(s.host, s.port),
-            hello=hello,
+            hello=s.hello(),
             now=loop.time(),
             config=RiftConfig(),
             expected_host_id=self.expected_host_id,

@@ -33,3 +33,15 @@ class ClientSettings:
     monitor: int | None = None
     #: impairment spec for outgoing packets (tests, demo), see wavry.net.impairment
     impair: str | None = None
+
+    def hello(self) -> rift_pb2.Hello:
+        """What this client asks for in its RIFT ``Hello``."""
+        return rift_pb2.Hello(
+            client_name=self.client_name,
+            platform=rift_pb2.LINUX,
+            supported_codecs=list(self.codecs),
+            max_resolution=rift_pb2.Resolution(width=self.max_width, height=self.max_height),
+            max_fps=self.max_fps,
+            max_bitrate_kbps=self.max_bitrate_kbps,
+            input_caps=0xF,
+        )

@@ -39,11 +39,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from wavry.netlab.coturn import StunServer, start_stun
-from wavry.netlab.topology import SERVICE_IP, NatLab, NetlabError, Side
+from wavry.netlab.topology import SERVICE_IP, Lifecycle, NatLab, NetlabError, Side
 
 __all__ = ["Account", "ConnectResult", "ConnectRun", "ControlPlaneRig", "RigProcess"]
 
@@ -161,7 +160,7 @@ class _NsHTTPConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-class ControlPlaneRig:
+class ControlPlaneRig(Lifecycle):
     """See the module docstring. ``with ControlPlaneRig(lab) as rig:`` (the lab must be started)."""
 
     HOST_USER = "alice"
@@ -253,32 +252,6 @@ class ControlPlaneRig:
             self.stun = None
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> ControlPlaneRig:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> ControlPlaneRig:
-        import asyncio
-
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        import asyncio
-
-        await asyncio.to_thread(self.close)
 
     # ------------------------------------------------------------------ processes
 

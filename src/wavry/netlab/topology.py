@@ -34,6 +34,7 @@ Design notes (why it looks like this):
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
@@ -52,7 +53,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 __all__ = [
     "CLIENT_IP",
@@ -264,7 +265,40 @@ def cleanup_stale(prefix: str = LAB_PREFIX, *, only_dead_owners: bool = True) ->
     return removed
 
 
-class NatLab:
+class Lifecycle:
+    """``with`` / ``async with`` for things with a blocking ``start() -> Self`` and ``close()``
+    (the async forms run them in a thread: building a lab or a rig blocks)."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.close)
+
+
+class NatLab(Lifecycle):
     """The lab: ``with NatLab() as lab:`` (or ``async with``), or ``start()`` and ``close()``.
 
     ``host_nat``/``client_nat``: ``"eim"`` or ``"symmetric"`` (changeable with ``set_nat``).
@@ -409,32 +443,6 @@ class NatLab:
         (_OWNER_DIR / f"{self.prefix}.pid").unlink(missing_ok=True)
         _remove_workdirs(self.prefix)
         self._started = False
-
-    def __enter__(self) -> NatLab:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> NatLab:
-        import asyncio
-
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        import asyncio
-
-        await asyncio.to_thread(self.close)
 
     # ------------------------------------------------------------------ NAT behaviour
 

@@ -7,7 +7,7 @@ import uuid
 from wavry.client.settings import ClientSettings
 from wavry.gateway.signaling.messages import HelloMaterialError, decode_hello
 from wavry.rift.config import PROTOCOL_VERSION, HostOffer
-from wavry.rift.negotiation import Rejection, SessionParams, negotiate
+from wavry.rift.negotiation import Rejection, SessionParams, hello_ack, negotiate
 from wavry.rift.proto import rift_pb2
 
 __all__ = [
@@ -30,31 +30,13 @@ def answer_ack(hello_b64: str, offer: HostOffer) -> rift_pb2.HelloAck:
         result: SessionParams | Rejection = negotiate(decode_hello(hello_b64), offer)
     except HelloMaterialError as exc:
         result = Rejection(rift_pb2.REJECT_INVALID_PARAMETERS, f"bad hello: {exc}")
-    if isinstance(result, Rejection):
-        return rift_pb2.HelloAck(
-            accepted=False, reject_reason=result.reason, reject_message=result.message
-        )
-    return rift_pb2.HelloAck(
-        accepted=True,
-        selected_codec=result.codec,
-        stream_resolution=rift_pb2.Resolution(width=result.width, height=result.height),
-        fps=result.fps,
-        initial_bitrate_kbps=result.bitrate_kbps,
-        keyframe_interval_ms=result.keyframe_interval_ms,
-    )
+    return hello_ack(result)
 
 
 def offer_hello(settings: ClientSettings) -> rift_pb2.Hello:
-    return rift_pb2.Hello(
-        client_name=settings.client_name,
-        platform=rift_pb2.LINUX,
-        supported_codecs=list(settings.codecs),
-        max_resolution=rift_pb2.Resolution(width=settings.max_width, height=settings.max_height),
-        max_fps=settings.max_fps,
-        max_bitrate_kbps=settings.max_bitrate_kbps,
-        input_caps=0xF,
-        protocol_version=PROTOCOL_VERSION,
-    )
+    hello = settings.hello()
+    hello.protocol_version = PROTOCOL_VERSION
+    return hello
 
 
 def parse_candidate_addr(addr: str) -> Address:

@@ -41,7 +41,7 @@ from wavry.rift.header import (
 from wavry.rift.identity import Identity, make_identity_payload, verify_identity_payload
 from wavry.rift.media_receive import MediaReceiver
 from wavry.rift.media_send import MediaSender
-from wavry.rift.negotiation import Rejection, SessionParams, negotiate
+from wavry.rift.negotiation import Rejection, SessionParams, hello_ack, negotiate
 from wavry.rift.noise import NoiseXX
 from wavry.rift.packet_crypto import PacketOpener, PacketSealer
 from wavry.rift.proto import rift_pb2
@@ -777,24 +777,14 @@ class Connection:
     def _answer_hello(
         self, hello: rift_pb2.Hello, result: SessionParams | Rejection, now: float
     ) -> None:
+        self._hello_ack = hello_ack(result)
         if isinstance(result, Rejection):
-            self._hello_ack = rift_pb2.HelloAck(
-                accepted=False, reject_reason=result.reason, reject_message=result.message
-            )
             self._sender.queue_control(rift_pb2.ControlMessage(hello_ack=self._hello_ack))
             self._close_at = now + _REJECT_LINGER
             return
         self.params = result
-        self._hello_ack = rift_pb2.HelloAck(
-            accepted=True,
-            selected_codec=result.codec,
-            stream_resolution=rift_pb2.Resolution(width=result.width, height=result.height),
-            fps=result.fps,
-            initial_bitrate_kbps=result.bitrate_kbps,
-            keyframe_interval_ms=result.keyframe_interval_ms,
-            session_id=self._rng(16),
-            session_alias=self.alias,
-        )
+        self._hello_ack.session_id = self._rng(16)
+        self._hello_ack.session_alias = self.alias
         self._sender.queue_control(rift_pb2.ControlMessage(hello_ack=self._hello_ack))
         self._target_kbps = result.bitrate_kbps
         self._fps = result.fps

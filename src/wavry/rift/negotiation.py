@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from wavry.rift.config import PROTOCOL_VERSION, HostOffer
 from wavry.rift.proto import rift_pb2
 
-__all__ = ["Rejection", "SessionParams", "negotiate"]
+__all__ = ["Rejection", "SessionParams", "hello_ack", "negotiate"]
 
 _KNOWN_CODECS = frozenset(rift_pb2.Codec.values())
 
@@ -65,3 +65,20 @@ def negotiate(hello: rift_pb2.Hello, offer: HostOffer) -> SessionParams | Reject
     if hello.keyframe_interval_ms:
         keyframe_ms = max(100, min(hello.keyframe_interval_ms, 60_000))
     return SessionParams(codec, width, height, fps, bitrate, keyframe_ms)
+
+
+def hello_ack(result: SessionParams | Rejection) -> rift_pb2.HelloAck:
+    """The ``HelloAck`` that states a negotiation's result (the host adds its session id and
+    alias; the gateway's ``ANSWER_RIFT`` preview carries it as it is)."""
+    if isinstance(result, Rejection):
+        return rift_pb2.HelloAck(
+            accepted=False, reject_reason=result.reason, reject_message=result.message
+        )
+    return rift_pb2.HelloAck(
+        accepted=True,
+        selected_codec=result.codec,
+        stream_resolution=rift_pb2.Resolution(width=result.width, height=result.height),
+        fps=result.fps,
+        initial_bitrate_kbps=result.bitrate_kbps,
+        keyframe_interval_ms=result.keyframe_interval_ms,
+    )
