@@ -26,39 +26,35 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from wavry.client.service import ClientReport, ClientService, FrameTiming
 from wavry.client.settings import ClientSettings
 from wavry.gateway.signaling.messages import (
-    AnswerRift,
     Candidate,
     CandidateEntry,
-    ErrorMsg,
     OfferRift,
-    RelayCredentials,
-    RequestRelay,
-    SignalingMessage,
     decode_ack,
     encode_hello,
 )
 from wavry.media.frames import DecodedFrame
 from wavry.net.candidates import NatMapping, gather_candidates, probe_mapping
-from wavry.net.relay_link import RelayLink
 from wavry.net.signaling import SignalingFatal, SignalingSession
 from wavry.net.udp import DSCP_EF, UdpDriver, open_udp_driver
-from wavry.relay.wire import Role
 from wavry.rendezvous.common import (
     Address,
+    ConnectError,
+    ConnectInfo,
     NullCore,
     format_addr,
     offer_hello,
     parse_candidate_addr,
-    relay_session_bytes,
 )
-from wavry.rift.connection import ConnectionState
+from wavry.rendezvous.inbox import Inbox
+from wavry.rendezvous.relaying import ask_relay, attach_relay, send_relay_request
+from wavry.rendezvous.watch import STUN_TIMEOUT_S, watch_path
 from wavry.rift.identity import Identity
 
 __all__ = ["ConnectError", "ConnectInfo", "RelayMode", "connect_by_username", "connect_paths"]
@@ -67,49 +63,8 @@ log = logging.getLogger(__name__)
 
 RelayMode = Literal["auto", "never", "always"]
 
-#: a direct path is considered stalled after this long without a datagram from the host
-STALL_S = 0.5
-#: and its candidates are sent again at most this often
-REGATHER_EVERY_S = 2.0
 #: with our NAT known to map per destination ("symmetric"), direct paths get only this long
 EARLY_RELAY_S = 0.25
-#: a relayed path silent this long (its relay is gone, not just restarting) moves to a new
-#: relay session; RIFT's idle timeout (10 s) leaves room for that
-RELAY_MOVE_AFTER_S = 2.5
-_STUN_TIMEOUT_S = 1.5
-
-
-class ConnectError(Exception):
-    """Connecting by username failed; the message says what to do next."""
-
-
-@dataclass(slots=True)
-class ConnectInfo:
-    username: str
-    host_wavry_id: str = ""
-    #: the host's candidates ("type addr")
-    candidates: list[str] = field(default_factory=list)
-    #: ours, as sent to the host
-    own_candidates: list[str] = field(default_factory=list)
-    #: the path whose handshake completed: "host 10.1.0.2:4444", "srflx …", "relay ID@addr"
-    path: str | None = None
-    relayed: bool = False
-    relay_id: str | None = None
-    relay_session_id: str | None = None
-    #: seconds from the start of ``connect``
-    answer_s: float | None = None
-    relay_requested_s: float | None = None
-    handshake_s: float | None = None
-    first_frame_s: float | None = None
-    #: times our candidates were sent again after the path went silent
-    regathers: int = 0
-    #: host address changes seen by the RIFT core (NAT rebinding on either side)
-    address_changes: int = 0
-    #: times a relayed session moved to a new relay session (its relay died or refused us)
-    relay_moves: int = 0
-    #: how our NAT maps the streaming socket (two STUN servers needed to tell)
-    nat_mapping: NatMapping = "unknown"
-    feedback: str | None = None
 
 
 _REFUSALS = {
@@ -129,78 +84,6 @@ def http_base(url: str) -> str:
     if path.endswith("/ws"):
         path = path[:-3]
     return urlunsplit((scheme, parts.netloc, path, "", ""))
-
-
-class _Signals:
-    """Reads the signaling connection for one rendezvous and keeps what concerns it."""
-
-    def __init__(self, session: SignalingSession, username: str, session_id: str) -> None:
-        self.session = session
-        self.username = username
-        self.session_id = session_id
-        loop = asyncio.get_running_loop()
-        self.answer: asyncio.Future[AnswerRift] = loop.create_future()
-        self.relay: asyncio.Future[RelayCredentials] = loop.create_future()
-        self.candidates: list[CandidateEntry] = []
-        self.got_candidates = asyncio.Event()
-        self.host_candidates_later: list[list[CandidateEntry]] = []
-        self.on_candidates: Callable[[list[CandidateEntry]], None] | None = None
-        self.error: ErrorMsg | None = None
-        self.closed = asyncio.Event()
-
-    def reset_relay(self) -> None:
-        """Ready for another RELAY_CREDENTIALS (moving to a new relay session)."""
-        if self.relay.done():
-            self.relay = asyncio.get_running_loop().create_future()
-
-    def _fail(self, msg: ErrorMsg) -> None:
-        self.error = msg
-        for fut in (self.answer, self.relay):
-            if not fut.done():
-                fut.set_exception(ConnectError(msg.message))
-                fut.exception()  # whoever waits still gets it; nobody may wait for the other
-
-    async def pump(self) -> None:
-        try:
-            while True:
-                msg = await self.session.recv()
-                self._dispatch(msg)
-        except Exception as exc:  # noqa: BLE001 - the socket ended; whoever waits is told
-            log.debug("signaling ended: %s", type(exc).__name__)
-        finally:
-            self.closed.set()
-            gone = ConnectError("the gateway connection closed")
-            for fut in (self.answer, self.relay):
-                if not fut.done():
-                    fut.set_exception(gone)
-                    fut.exception()  # mark retrieved: nobody may be waiting any more
-
-    def _dispatch(self, msg: SignalingMessage) -> None:
-        sid = getattr(msg, "session_id", None)
-        if isinstance(msg, RelayCredentials):
-            if msg.rendezvous_id not in (None, self.session_id):
-                return
-        elif sid not in (None, self.session_id):
-            return
-        if isinstance(msg, ErrorMsg):
-            if self.relay.done() or not self.answer.done():
-                self._fail(msg)
-            elif not self.relay.done():
-                self.relay.set_exception(ConnectError(f"{msg.code}: {msg.message}"))
-                self.relay.exception()
-            self.error = msg
-        elif isinstance(msg, AnswerRift) and msg.target_username == self.username:
-            if not self.answer.done():
-                self.answer.set_result(msg)
-        elif isinstance(msg, Candidate) and msg.target_username == self.username:
-            if not self.got_candidates.is_set():
-                self.candidates.extend(msg.candidates)
-                self.got_candidates.set()
-            elif self.on_candidates is not None:
-                self.on_candidates(list(msg.candidates))
-        elif isinstance(msg, RelayCredentials) and msg.target_username == self.username:
-            if not self.relay.done():
-                self.relay.set_result(msg)
 
 
 async def connect_by_username(
@@ -236,12 +119,12 @@ async def connect_by_username(
         raise ConnectError(f"cannot reach the gateway at {url} ({type(exc).__name__})") from None
     driver: UdpDriver | None = None
     probing: asyncio.Task[NatMapping] | None = None
-    signals = _Signals(session, username, str(uuid.uuid4()))
+    signals = Inbox(session, username, str(uuid.uuid4()))
     pump = asyncio.create_task(signals.pump())
     try:
         driver = await open_udp_driver(NullCore, local_addr=(bind, 0), tos=DSCP_EF)
         gathering = asyncio.create_task(
-            gather_candidates(driver, stun_servers, stun_timeout=_STUN_TIMEOUT_S)
+            gather_candidates(driver, stun_servers, stun_timeout=STUN_TIMEOUT_S)
         )
         probing = (
             asyncio.create_task(probe_mapping(driver, stun_servers))
@@ -316,7 +199,7 @@ async def _resolve_target(url: str, token: str, target: str) -> str:
 
 
 async def _await_answer(
-    signals: _Signals, info: ConnectInfo, timeout: float, t0: float
+    signals: Inbox, info: ConnectInfo, timeout: float, t0: float
 ) -> list[CandidateEntry]:
     username = info.username
     try:
@@ -355,7 +238,7 @@ async def connect_paths(
     identity: Identity,
     settings: ClientSettings,
     driver: UdpDriver | None = None,
-    signals: _Signals | None = None,
+    signals: Inbox | None = None,
     direct_timeout: float = 1.0,
     connect_timeout: float = 8.0,
     relay: RelayMode = "auto",
@@ -387,11 +270,11 @@ async def connect_paths(
             driver.close()
             raise ConnectError(f"{username}'s host offered no address this client can use")
         try:
-            creds = await _ask_relay(signals, info, t0, connect_timeout)
+            creds = await ask_relay(signals, info, t0, connect_timeout)
         except BaseException:
             driver.close()
             raise
-        relay_addr = _attach_relay(driver, creds, info, labels, asyncio.get_running_loop().time())
+        relay_addr = attach_relay(driver, creds, info, labels, asyncio.get_running_loop().time())
         addrs = [relay_addr]
 
     def frame_seen(picture: DecodedFrame, timing: FrameTiming) -> None:
@@ -457,7 +340,7 @@ async def connect_paths(
     if on_connected is not None:
         on_connected(client, info)
     watcher = asyncio.create_task(
-        _watch_path(client, driver, info, signals, stun_servers, relayed=info.relayed)
+        watch_path(client, driver, info, signals, stun_servers, relayed=info.relayed)
     )
     try:
         report = await task
@@ -476,7 +359,7 @@ async def _handshake(
     driver: UdpDriver,
     info: ConnectInfo,
     labels: dict[Address, str],
-    signals: _Signals | None,
+    signals: Inbox | None,
     t0: float,
     *,
     direct_timeout: float,
@@ -515,7 +398,7 @@ async def _handshake(
                 info.username,
                 elapsed * 1000,
             )
-            await _send_relay_request(signals, info, t0)
+            await send_relay_request(signals, info, t0)
         if asked and relay_addr is None and relay_error is None and signals is not None:
             fut = signals.relay
             if fut.done():
@@ -525,7 +408,7 @@ async def _handshake(
                     log.warning("no relay: %s", relay_error)
                 else:
                     creds = fut.result()
-                    relay_addr = _attach_relay(driver, creds, info, labels, loop.time())
+                    relay_addr = attach_relay(driver, creds, info, labels, loop.time())
                     client.add_candidates([relay_addr])
         await asyncio.sleep(0.005)
     if client.report.host_wavry_id is not None:
@@ -541,162 +424,6 @@ async def _handshake(
         "UDP; with a strict NAT or firewall a relay is required (the gateway needs "
         "WAVRY_GATEWAY_MASTER_URL and a registered relay)"
     )
-
-
-async def _send_relay_request(signals: _Signals, info: ConnectInfo, t0: float) -> None:
-    info.relay_requested_s = time.monotonic() - t0
-    with contextlib.suppress(Exception):  # a closed signaling socket fails the wait instead
-        await signals.session.send(
-            RequestRelay(target_username=info.username, session_id=signals.session_id)
-        )
-
-
-async def _ask_relay(
-    signals: _Signals, info: ConnectInfo, t0: float, timeout: float
-) -> RelayCredentials:
-    await _send_relay_request(signals, info, t0)
-    try:
-        return await asyncio.wait_for(asyncio.shield(signals.relay), timeout)
-    except TimeoutError:
-        raise ConnectError(f"no relay for {info.username} within {timeout:.0f} s") from None
-    except ConnectError as exc:
-        raise ConnectError(f"no relay for {info.username}: {exc}") from None
-
-
-def _attach_relay(
-    driver: UdpDriver,
-    creds: RelayCredentials,
-    info: ConnectInfo,
-    labels: dict[Address, str],
-    now: float,
-) -> Address:
-    if creds.role != "client":
-        raise ConnectError(f"the gateway sent a relay lease for role {creds.role}, not client")
-    link = RelayLink(
-        parse_candidate_addr(creds.addr),
-        relay_session_bytes(creds.session_id),
-        Role.CLIENT,
-        creds.lease,
-        now,
-        expires_at_unix=creds.expires_at,
-    )
-    vaddr = driver.attach_relay(link)
-    labels[vaddr] = f"{creds.relay_id}@{creds.addr}"
-    info.relay_id = creds.relay_id
-    info.relay_session_id = creds.session_id
-    log.info("relay %s at %s joins the handshake", creds.relay_id, creds.addr)
-    return vaddr
-
-
-async def _watch_path(
-    client: ClientService,
-    driver: UdpDriver,
-    info: ConnectInfo,
-    signals: _Signals | None,
-    stun_servers: Sequence[Address],
-    *,
-    relayed: bool,
-) -> None:
-    """Keep a direct path alive across NAT rebinding on either side (see the module doc)."""
-    loop = asyncio.get_running_loop()
-    conn = client.connection
-    if conn is None:
-        return
-    last_addr = conn.peer_addr
-
-    def host_moved(entries: list[CandidateEntry]) -> None:
-        targets = [parse_candidate_addr(e.addr) for e in entries if e.type != "relay"]
-        if targets:
-            log.info("%s's host sent new addresses; punching towards them", info.username)
-            driver.punch(targets[:16])
-
-    if signals is not None:
-        signals.on_candidates = host_moved
-    last_packets = -1
-    last_change = loop.time()
-    last_regather = -REGATHER_EVERY_S
-    last_move = loop.time()
-    moving: asyncio.Task[None] | None = None
-    try:
-        while conn.state is not ConnectionState.CLOSED:
-            await asyncio.sleep(0.05)
-            now = loop.time()
-            if conn.peer_addr != last_addr:
-                if not (relayed and moving is not None):
-                    info.address_changes += 1
-                    log.info("the host's address changed: %s -> %s", last_addr, conn.peer_addr)
-                last_addr = conn.peer_addr
-            packets = conn.stats().packets_received
-            if packets != last_packets:
-                last_packets, last_change = packets, now
-            if signals is None or conn.state is not ConnectionState.ESTABLISHED:
-                continue
-            if relayed:
-                link = driver.relay_link(conn.peer_addr)
-                dead = link is None or link.closed or link.lease_ending
-                if (dead or now - last_change >= RELAY_MOVE_AFTER_S) and (
-                    moving is None or moving.done()
-                ):
-                    if now - last_move >= RELAY_MOVE_AFTER_S:
-                        last_move = now
-                        moving = asyncio.create_task(_move_relay(conn, driver, info, signals))
-                continue
-            if packets == last_packets and now - last_change >= STALL_S:
-                if now - last_regather >= REGATHER_EVERY_S:
-                    last_regather = now
-                    await _resend_candidates(driver, info, signals, stun_servers, now - last_change)
-    finally:
-        if moving is not None:
-            moving.cancel()
-
-
-async def _move_relay(conn: Any, driver: UdpDriver, info: ConnectInfo, signals: _Signals) -> None:
-    """Take the session to a new relay session: the host joins it when the gateway hands it
-    its own lease, and adopts our new path at the first authenticated packet through it."""
-    old = conn.peer_addr
-    log.info("the relay path to %s went silent or was refused; asking for another", info.username)
-    signals.reset_relay()
-    try:
-        creds = await _ask_relay(signals, info, time.monotonic(), 5.0)
-    except ConnectError as exc:
-        log.warning("could not move to another relay: %s", exc)
-        return
-    labels: dict[Address, str] = {}
-    vaddr = _attach_relay(driver, creds, info, labels, asyncio.get_running_loop().time())
-    conn.peer_addr = vaddr  # our side moves at once; the host follows our packets
-    driver.flush()
-    if old != vaddr:
-        driver.detach_relay(old)
-    info.relay_moves += 1
-    info.path = labels[vaddr]
-    log.info("moved to relay %s", info.path)
-
-
-async def _resend_candidates(
-    driver: UdpDriver,
-    info: ConnectInfo,
-    signals: _Signals,
-    stun_servers: Sequence[Address],
-    silent_s: float,
-) -> None:
-    info.regathers += 1
-    try:
-        mine = await gather_candidates(driver, stun_servers, stun_timeout=_STUN_TIMEOUT_S)
-        log.info(
-            "nothing from %s's host for %.1f s; sending our addresses again: %s",
-            info.username,
-            silent_s,
-            ", ".join(f"{c['type']} {c['addr']}" for c in mine),
-        )
-        await signals.session.send(
-            Candidate(
-                target_username=info.username,
-                candidates=[CandidateEntry(addr=c["addr"], type=c["type"]) for c in mine],
-                session_id=signals.session_id,
-            )
-        )
-    except Exception as exc:  # noqa: BLE001 - keep streaming; the RIFT timers decide
-        log.warning("could not refresh our addresses: %s", exc)
 
 
 async def _send_feedback(

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 
 from wavry.client.settings import ClientSettings
 from wavry.gateway.signaling.messages import HelloMaterialError, decode_hello
+from wavry.net.candidates import NatMapping
 from wavry.rift.config import PROTOCOL_VERSION, HostOffer
 from wavry.rift.negotiation import Rejection, SessionParams, hello_ack, negotiate
 from wavry.rift.proto import rift_pb2
 
 __all__ = [
     "Address",
+    "ConnectError",
+    "ConnectInfo",
     "NullCore",
     "answer_ack",
     "format_addr",
@@ -21,6 +25,39 @@ __all__ = [
 ]
 
 Address = tuple[str, int]
+
+
+class ConnectError(Exception):
+    """Connecting by username failed; the message says what to do next."""
+
+
+@dataclass(slots=True)
+class ConnectInfo:
+    username: str
+    host_wavry_id: str = ""
+    #: the host's candidates ("type addr")
+    candidates: list[str] = field(default_factory=list)
+    #: ours, as sent to the host
+    own_candidates: list[str] = field(default_factory=list)
+    #: the path whose handshake completed: "host 10.1.0.2:4444", "srflx …", "relay ID@addr"
+    path: str | None = None
+    relayed: bool = False
+    relay_id: str | None = None
+    relay_session_id: str | None = None
+    #: seconds from the start of ``connect``
+    answer_s: float | None = None
+    relay_requested_s: float | None = None
+    handshake_s: float | None = None
+    first_frame_s: float | None = None
+    #: times our candidates were sent again after the path went silent
+    regathers: int = 0
+    #: host address changes seen by the RIFT core (NAT rebinding on either side)
+    address_changes: int = 0
+    #: times a relayed session moved to a new relay session (its relay died or refused us)
+    relay_moves: int = 0
+    #: how our NAT maps the streaming socket (two STUN servers needed to tell)
+    nat_mapping: NatMapping = "unknown"
+    feedback: str | None = None
 
 
 def answer_ack(hello_b64: str, offer: HostOffer) -> rift_pb2.HelloAck:

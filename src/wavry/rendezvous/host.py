@@ -47,6 +47,7 @@ from wavry.rendezvous.common import (
     parse_candidate_addr,
     relay_session_bytes,
 )
+from wavry.rendezvous.watch import REGATHER_EVERY_S, STALL_S
 from wavry.rift.connection import ConnectionState
 
 __all__ = ["HostRendezvous", "RendezvousStatus"]
@@ -59,10 +60,6 @@ MAX_RELAY_LINKS = 8
 MAX_PUNCH_TARGETS = 16
 #: clients remembered for re-sending our candidates after a NAT rebinding
 MAX_PEERS = 64
-#: a direct session is stalled after this long without a datagram from the client
-STALL_S = 0.5
-#: and our candidates are sent again at most this often per session
-REGATHER_EVERY_S = 2.0
 
 
 @dataclass(slots=True)
