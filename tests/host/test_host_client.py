@@ -84,6 +84,24 @@ async def test_five_percent_loss_keeps_95_percent_of_frames() -> None:
     assert sent >= 200
     assert report.frames_presented / sent >= 0.95
     assert report.stats["fec_recovered"] > 0
+    # every picture shown is the right one, intact (nothing decoded across a lost frame)
+    assert log.verified == report.frames_presented
+
+
+async def test_a_blackout_shows_no_damaged_picture() -> None:
+    """Frames lost in a blackout break the reference chain: the client shows nothing decoded
+    from a broken chain (it waits for the keyframe it asks for) — every picture verifies."""
+    start = time.monotonic() + 1.5
+    blackout = ImpairmentConfig(delay=0.002, loss_episodes=((start, start + 0.4, 1.0),))
+    log = FrameLog()
+    _host, report = await run_session(
+        seconds=3.5,
+        host_kwargs={"impairment": ImpairmentLink(blackout, random.Random(3))},
+        client_kwargs={"on_frame": log},
+    )
+    assert report.frames_lost >= 1 or report.frames_skipped >= 1, report
+    assert report.frames_presented >= 60
+    assert log.verified == report.frames_presented
 
 
 async def test_picture_recovers_within_500ms_after_a_300ms_blackout() -> None:

@@ -114,7 +114,8 @@ class ClientService:
         self._same_clock = settings.same_clock
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_skip_request = -1.0
-        self._need_keyframe = False
+        self._need_keyframe = True  # nothing decodes before the first keyframe
+        self._last_frame_id: int | None = None
         self._last_keyframe_ask = -1.0
         self._overlay_window: list[tuple[float, int, int]] = []
 
@@ -223,7 +224,6 @@ class ClientService:
                 self._on_video(event)
             elif isinstance(event, ev.FrameLost):
                 self.report.frames_lost += 1
-                self._need_keyframe = True  # the core asked the host for one already
             elif isinstance(event, ev.ControlReceived):
                 self._on_control(event.message, now)
             elif isinstance(event, ev.HandshakeCompleted):
@@ -281,14 +281,18 @@ class ClientService:
         self.report.bytes_received += len(event.data)
         if self.report.first_frame_at is None:
             self.report.first_frame_at = event.released_at
-        if self._need_keyframe:
-            if not event.keyframe:
-                # A frame after a gap references what never reached the decoder: decoding it
-                # would show a damaged picture. Keep the last good one until the keyframe.
-                self.report.frames_skipped += 1
-                self._ask_keyframe()
-                return
+        # A frame after a gap (a lost frame: the ids are consecutive) references what never
+        # reached the decoder: decoding it would show a damaged picture. Keep the last good
+        # one until a keyframe. (The core reports a loss after the frames behind it, so the
+        # ids, not FrameLost, tell.)
+        last, self._last_frame_id = self._last_frame_id, event.frame_id
+        if event.keyframe:
             self._need_keyframe = False
+        elif self._need_keyframe or (last is not None and event.frame_id != last + 1):
+            self._need_keyframe = True
+            self.report.frames_skipped += 1
+            self._ask_keyframe()
+            return
         backlog = self._decode_q.qsize()
         conn = self._conn
         now = asyncio.get_running_loop().time()
