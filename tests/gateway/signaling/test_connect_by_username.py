@@ -390,3 +390,27 @@ async def test_reachable_hosts_show_who_is_online(
     assert "carol                    offline" in out
     monkeypatch.setenv("WAVRY_DATA_DIR", str(tmp_path / "nobody"))
     assert await asyncio.to_thread(_list_gateway_hosts) is False  # not logged in: mDNS only
+
+
+async def test_connect_by_wavry_id(gw: Gateway) -> None:
+    """`wavry connect WAVRY_ID`: the gateway names the account bound to that ID (only for hosts
+    the caller may reach), then the usual rendezvous."""
+    from wavry.net.gateway_api import ensure_wavry_id_bound
+
+    alice = await gw.register("alice")
+    bob = await gw.register("bob")
+    mallory = await gw.register("mallory")
+    await gw.share(alice, "bob")
+    async with running_host(gw, alice) as (host, _rdv):
+        await ensure_wavry_id_bound(gw.http_url, alice, host.identity)  # as `wavry login` does
+        report, info = await connect_by_username(
+            gw.ws_url, bob, host.identity.wavry_id, identity=Identity.generate(),
+            settings=_client_settings(1.0), bind="127.0.0.1",
+        )  # fmt: skip
+        assert info.username == "alice" and info.host_wavry_id == host.identity.wavry_id
+        assert report.frames_presented >= 10
+        with pytest.raises(ConnectError, match="no host you may connect to has the Wavry ID"):
+            await connect_by_username(
+                gw.ws_url, mallory, host.identity.wavry_id, identity=Identity.generate(),
+                settings=_client_settings(1.0), bind="127.0.0.1",
+            )  # fmt: skip
