@@ -356,6 +356,9 @@ def test_which_targets_are_usernames(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert _is_username_target(ns("alice"))  # the stored login configures the gateway
     for host in ("localhost", "host.lan", "192.0.2.1"):
         assert not _is_username_target(ns(host))
+    wavry_id = Identity.generate().wavry_id  # 43 characters: a Wavry ID, not a username
+    assert _is_username_target(ns(wavry_id))
+    assert not _is_username_target(ns(wavry_id, direct=True))
 
 
 async def test_reachable_hosts_show_who_is_online(
