@@ -198,3 +198,20 @@ def test_two_stun_servers_tell_a_symmetric_nat_and_the_relay_comes_early(
         assert doc["relay_requested_ms"] < 700 and doc["first_frame_ms"] < 900, doc
     finally:
         second.stop()
+
+
+def test_a_nat_rebinding_on_a_relayed_path_keeps_the_session(
+    rig: ControlPlaneRig, host: RigProcess
+) -> None:
+    """Through a relay the client's new port reaches the relay, which drops FORWARDs from an
+    unknown address: the client's link notices the silence, presents its lease again from the
+    new port, and the relay moves the peer (only a lease moves a peer)."""
+    seconds = 7.0
+    run = rig.spawn_connect(["--relay"], seconds=seconds)
+    _streaming(run.started, 3.0)
+    rig.lab.rebind("client")
+    rebound_at = time.monotonic() - run.started
+    res = run.result(timeout=30)
+    doc = _ok(res, host)
+    assert doc["relayed"] is True and doc["relay_moves"] == 0, res.stderr_tail
+    assert doc["frames_verified"] >= rebound_at * FPS + 2 * FPS, (doc, res.stderr_tail)
