@@ -113,7 +113,11 @@ async def connect_by_username(
     try:
         session = await SignalingSession.open(url, token, "client", timeout=answer_timeout)
     except SignalingFatal as exc:
-        hint = " (run `wavry login` again)" if exc.code == "invalid_token" else ""
+        hint = (
+            " (run `wavry login --gateway URL --email EMAIL` again)"
+            if exc.code == "invalid_token"
+            else ""
+        )
         raise ConnectError(f"the gateway refused the login: {exc}{hint}") from None
     except (OSError, TimeoutError) as exc:
         raise ConnectError(f"cannot reach the gateway at {url} ({type(exc).__name__})") from None

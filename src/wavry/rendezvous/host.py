@@ -127,7 +127,11 @@ class HostRendezvous:
             )
         except SignalingFatal as exc:
             self.status.last_error = exc.code
-            hint = " (run `wavry login` again)" if exc.code == "invalid_token" else ""
+            hint = (
+                " (run `wavry login --gateway URL --email EMAIL` again)"
+                if exc.code == "invalid_token"
+                else ""
+            )
             log.error("signaling stopped: the gateway said %s%s", exc, hint)
         finally:
             for task in (janitor, watcher):
