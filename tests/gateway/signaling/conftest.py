@@ -33,6 +33,7 @@ def gateway_settings(tmp_path: Path, signaling: dict[str, Any] | None = None, **
     sig: dict[str, Any] = {
         "allow_missing_origin": True,
         "bind_rate_limit": 10_000,
+        "account_bind_rate_limit": 10_000,
         **(signaling or {}),
     }
     base: dict[str, Any] = {

@@ -175,6 +175,20 @@ async def test_bind_rate_limit_per_address(gateway_factory: GatewayFactory) -> N
         await peer.expect_closed(4029)
 
 
+async def test_bind_rate_limit_per_account(gateway_factory: GatewayFactory) -> None:
+    """Many users behind one address (carrier-grade NAT) bind freely; one account cannot."""
+    async with gateway_factory(signaling={"account_bind_rate_limit": 2}) as gw:
+        alice = await gw.register("alice")
+        bob = await gw.register("bob")
+        for _ in range(2):
+            await (await gw.bind(alice)).close()
+        peer = await gw.connect()
+        await peer.send({"type": "BIND", "token": alice})
+        await peer.expect_error("bind_rate_limited")
+        await peer.expect_closed(4029)
+        await (await gw.bind(bob)).close()  # same address, another account: fine
+
+
 async def test_slow_consumer_is_closed(gateway_factory: GatewayFactory) -> None:
     async with gateway_factory(signaling={"send_queue": 8}) as gw:
         token = await gw.register("alice")

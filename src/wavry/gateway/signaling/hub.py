@@ -306,6 +306,13 @@ class Hub:
             await self._audit("ws_bind", "auth_failed", conn, None, {"role": msg.role})
             self.kill(conn, ErrorCode.INVALID_TOKEN, "invalid, expired or revoked session token")
             return
+        if not await self.limiter.hit(
+            f"ws_bind_user:{principal.user_id}",
+            limit=s.account_bind_rate_limit,
+            window_secs=s.bind_rate_window_secs,
+        ):
+            self.kill(conn, ErrorCode.BIND_RATE_LIMITED, "too many binds for this account")
+            return
         conn.principal = principal
         conn.role = msg.role
         self._by_user.setdefault(principal.user_id, set()).add(conn)

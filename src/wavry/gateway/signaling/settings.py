@@ -39,9 +39,13 @@ class SignalingSettings(BaseSettings):
     msg_rate_window_secs: float = Field(default=60.0, gt=0)
     #: BIND must arrive within this many seconds of the upgrade (a timer, not the next message)
     bind_timeout_secs: float = Field(default=10.0, gt=0, le=300)
-    #: BIND attempts per client address per window (shared through Redis when configured)
-    bind_rate_limit: int = Field(default=10, ge=1)
+    #: BIND attempts per client address per window (shared through Redis when configured).
+    #: Generous: every `wavry connect` binds, and a carrier-grade NAT puts many users behind
+    #: one address; the per-account limit below is the tight one.
+    bind_rate_limit: int = Field(default=60, ge=1)
     bind_rate_window_secs: float = Field(default=60.0, gt=0)
+    #: successful-token BINDs per account per ``bind_rate_window_secs``
+    account_bind_rate_limit: int = Field(default=20, ge=1)
     #: messages queued towards one socket; a socket that does not read is closed beyond it
     send_queue: int = Field(default=256, ge=8, le=65_536)
     #: how long a host may answer / send candidates to a client after that client's offer
