@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from wavry.net.stun import Method, encode_request
+from wavry.netlab.coturn import stun_only_config
 
 
 def _free_udp_port() -> int:
@@ -28,24 +29,8 @@ def coturn(tmp_path: Path) -> Iterator[tuple[str, int]]:
         pytest.skip("turnserver (coturn) is not installed: apt-get install coturn")
     port = _free_udp_port()
     conf = tmp_path / "stun.conf"
-    conf.write_text(
-        "\n".join(
-            [
-                "listening-ip=127.0.0.1",
-                "listening-ip=::1",  # the same port on IPv6 loopback
-                f"listening-port={port}",
-                "stun-only",
-                "no-tcp",
-                "no-tls",
-                "no-dtls",
-                "no-cli",
-                "simple-log",
-                f"log-file={tmp_path / 'turn.log'}",
-                f"pidfile={tmp_path / 'turn.pid'}",
-                f"userdb={tmp_path / 'turndb'}",
-            ]
-        )
-        + "\n"  # fmt: skip
+    conf.write_text(  # the same port on IPv6 loopback
+        stun_only_config(["127.0.0.1", "::1"], port, tmp_path, log_file=str(tmp_path / "turn.log"))
     )
     with open(tmp_path / "turn.out", "wb") as out:
         proc = subprocess.Popen([binary, "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT)

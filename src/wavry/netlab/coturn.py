@@ -8,6 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from wavry.net.stun import Method, StunError, encode_request, parse_message
 from wavry.netlab.topology import SERVICE_IP, NatLab, NetlabError, NetlabUnavailable
 
-__all__ = ["StunServer", "start_stun", "stun_mapped"]
+__all__ = ["StunServer", "start_stun", "stun_mapped", "stun_only_config"]
 
 _START_TIMEOUT = 10.0
 
@@ -93,6 +94,33 @@ class StunServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def stun_only_config(
+    listening_ips: Sequence[str],
+    port: int,
+    workdir: Path,
+    *,
+    log_file: str,
+    extra: Sequence[str] = (),
+) -> str:
+    """A coturn configuration for a plain STUN server: no TURN, TCP, TLS, DTLS, CLI or user
+    database; state files in ``workdir``. Shared by the NAT lab and the loopback STUN tests."""
+    lines = [f"listening-ip={ip}" for ip in listening_ips]
+    lines += [
+        f"listening-port={port}",
+        "stun-only",
+        "no-tcp",
+        "no-tls",
+        "no-dtls",
+        "no-cli",
+        *extra,
+        "simple-log",
+        f"log-file={log_file}",
+        f"pidfile={workdir / 'turn.pid'}",
+        f"userdb={workdir / 'turndb'}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def start_stun(lab: NatLab, *, address: str = SERVICE_IP, port: int = 3478) -> StunServer:
     """Start coturn in STUN-only mode on ``address:port`` in ``pub`` and wait for a Binding
     answer (from a socket in ``pub``). No TLS, no TCP, no database, no relay ports."""
@@ -102,23 +130,7 @@ def start_stun(lab: NatLab, *, address: str = SERVICE_IP, port: int = 3478) -> S
     workdir = Path(tempfile.mkdtemp(prefix=f"{lab.prefix}-stun-"))
     conf = workdir / "stun.conf"
     conf.write_text(
-        "\n".join(
-            [
-                f"listening-ip={address}",
-                f"listening-port={port}",
-                "stun-only",
-                "no-tcp",
-                "no-tls",
-                "no-dtls",
-                "no-cli",
-                "no-rfc5780",
-                "simple-log",
-                "log-file=stdout",
-                f"pidfile={workdir / 'turn.pid'}",
-                f"userdb={workdir / 'turndb'}",
-            ]
-        )
-        + "\n"
+        stun_only_config([address], port, workdir, log_file="stdout", extra=["no-rfc5780"])
     )
     with open(workdir / "turn.out", "wb") as out:
         proc = lab.popen(
