@@ -215,3 +215,29 @@ def test_a_nat_rebinding_on_a_relayed_path_keeps_the_session(
     doc = _ok(res, host)
     assert doc["relayed"] is True and doc["relay_moves"] == 0, res.stderr_tail
     assert doc["frames_verified"] >= rebound_at * FPS + 2 * FPS, (doc, res.stderr_tail)
+
+
+def test_a_host_behind_a_symmetric_nat_says_so_and_the_relay_comes_early(
+    rig: ControlPlaneRig,
+) -> None:
+    """The host probes its own NAT with two STUN servers and puts ``nat_mapping`` in its
+    CANDIDATE: a client (one STUN server, it cannot tell by itself) relays after 0.25 s."""
+    lab = rig.lab
+    second = start_stun(lab, address=lab.add_service_address())
+    lab.set_nat("host", "symmetric")
+    lab.flush_udp_mappings("host")
+    host = rig.start_host(env={"WAVRY_STUN_SERVERS": f"{rig.stun_env},{second.env_value}"})
+    try:
+        deadline = time.monotonic() + 10
+        while "this host's NAT mapping: endpoint-dependent" not in host.tail():
+            assert time.monotonic() < deadline, host.tail()
+            time.sleep(0.05)
+        res = rig.connect(seconds=2.0)
+        doc = _ok(res, host)
+        assert doc["relayed"] is True
+        assert doc["relay_requested_ms"] < 700 and doc["first_frame_ms"] < 900, doc
+    finally:
+        host.stop()
+        second.stop()
+        lab.set_nat("host", "eim")
+        lab.flush_udp_mappings("host")

@@ -384,6 +384,15 @@ async def _handshake(
         elapsed = loop.time() - start
         if elapsed >= connect_timeout:
             break
+        if signals is not None and signals.host_nat_mapping == "endpoint-dependent":
+            if direct_timeout > EARLY_RELAY_S:
+                log.info(
+                    "%s's host is behind a NAT that gives every destination its own port: "
+                    "asking for a relay after %.0f ms",
+                    info.username,
+                    EARLY_RELAY_S * 1000,
+                )
+                direct_timeout = EARLY_RELAY_S
         if probing is not None and probing.done():
             if not probing.cancelled() and probing.exception() is None:
                 info.nat_mapping = probing.result()

@@ -37,7 +37,7 @@ from wavry.gateway.signaling.messages import (
     encode_ack,
 )
 from wavry.host.service import HostService
-from wavry.net.candidates import gather_candidates
+from wavry.net.candidates import NatMapping, gather_candidates, probe_mapping
 from wavry.net.relay_link import RelayLink
 from wavry.net.signaling import Backoff, SignalingFatal, SignalingSession, run_signaling
 from wavry.relay.wire import Role
@@ -60,6 +60,8 @@ MAX_RELAY_LINKS = 8
 MAX_PUNCH_TARGETS = 16
 #: clients remembered for re-sending our candidates after a NAT rebinding
 MAX_PEERS = 64
+#: how often the host probes its NAT's mapping behaviour (with two STUN servers)
+NAT_PROBE_EVERY_S = 60.0
 
 
 @dataclass(slots=True)
@@ -103,6 +105,8 @@ class HostRendezvous:
         self.stop_event = asyncio.Event()
         self._relays: dict[str, _RelayJoin] = {}
         self._session: SignalingSession | None = None
+        #: how our NAT maps the streaming socket (probed in the background, two STUN servers)
+        self.nat_mapping: NatMapping = "unknown"
         #: client Wavry ID -> (username, rendezvous session id) of its latest offer (bounded)
         self._peers: dict[str, tuple[str, str | None]] = {}
 
@@ -115,6 +119,7 @@ class HostRendezvous:
             await asyncio.sleep(0.05)
         janitor = asyncio.create_task(self._expire_relays())
         watcher = asyncio.create_task(self._watch_paths())
+        prober = asyncio.create_task(self._probe_nat())
         try:
             await run_signaling(
                 self.url,
@@ -134,7 +139,7 @@ class HostRendezvous:
             )
             log.error("signaling stopped: the gateway said %s%s", exc, hint)
         finally:
-            for task in (janitor, watcher):
+            for task in (janitor, watcher, prober):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -205,6 +210,7 @@ class HostRendezvous:
                 target_username=who,
                 candidates=[CandidateEntry(addr=c["addr"], type=c["type"]) for c in found],
                 session_id=offer.session_id,
+                nat_mapping=None if self.nat_mapping == "unknown" else self.nat_mapping,
             )
         )
         log.info(
@@ -350,6 +356,21 @@ class HostRendezvous:
                     now - since,
                     ", ".join(sent),
                 )
+
+    async def _probe_nat(self) -> None:
+        """Tell the clients whether punching towards us can work at all: with two STUN servers,
+        probe how our NAT maps the streaming socket now and then (it rarely changes; probing
+        per offer would delay the answer when a server is slow)."""
+        if len(self.stun_servers) < 2:
+            return
+        while True:
+            driver = self.service.udp_driver
+            if driver is not None:
+                found = await probe_mapping(driver, self.stun_servers)
+                if found != self.nat_mapping and found != "unknown":
+                    log.info("this host's NAT mapping: %s", found)
+                    self.nat_mapping = found
+            await asyncio.sleep(NAT_PROBE_EVERY_S)
 
     async def _expire_relays(self) -> None:
         while True:

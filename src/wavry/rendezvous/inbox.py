@@ -33,6 +33,8 @@ class Inbox:
         self.answer: asyncio.Future[AnswerRift] = loop.create_future()
         self.relay: asyncio.Future[RelayCredentials] = loop.create_future()
         self.candidates: list[CandidateEntry] = []
+        #: the host's NAT mapping, when its CANDIDATE said
+        self.host_nat_mapping: str | None = None
         self.got_candidates = asyncio.Event()
         self.host_candidates_later: list[list[CandidateEntry]] = []
         self.on_candidates: Callable[[list[CandidateEntry]], None] | None = None
@@ -86,6 +88,7 @@ class Inbox:
         elif isinstance(msg, Candidate) and msg.target_username == self.username:
             if not self.got_candidates.is_set():
                 self.candidates.extend(msg.candidates)
+                self.host_nat_mapping = msg.nat_mapping
                 self.got_candidates.set()
             elif self.on_candidates is not None:
                 self.on_candidates(list(msg.candidates))

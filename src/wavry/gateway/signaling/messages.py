@@ -306,6 +306,9 @@ class Candidate(SignalingMessage):
     target_username: Username
     candidates: list[CandidateEntry] = Field(min_length=1, max_length=MAX_CANDIDATES)
     session_id: SessionId | None = None
+    #: how the sender's NAT maps its streaming socket, when it could tell (two STUN servers):
+    #: ``endpoint-dependent`` means punching towards it is hopeless, go for a relay early
+    nat_mapping: Literal["endpoint-independent", "endpoint-dependent"] | None = None
 
 
 class RequestRelay(SignalingMessage):
