@@ -132,6 +132,88 @@ def _relay_fastpath() -> Check:
     return Check(name, False, fastpath.unavailable_reason(), fix, required=False)
 
 
+def _gateway_login() -> Check:
+    """Connect-anywhere needs a stored `wavry login`; the token is checked with the gateway."""
+    from wavry.credentials import CredentialsError, TokenStore
+
+    name = "gateway login (connect anywhere)"
+    fix = "wavry login --gateway URL --email EMAIL  # then `wavry connect USERNAME`"
+    try:
+        stored = TokenStore().load()
+    except CredentialsError as exc:
+        return Check(name, False, str(exc), "wavry logout --forget-only, then " + fix, False)
+    if stored is None:
+        return Check(name, False, "not logged in (direct HOST:PORT only)", fix, False)
+    import httpx
+
+    try:
+        resp = httpx.get(
+            f"{stored.gateway.rstrip('/')}/auth/me",
+            headers={"Authorization": f"Bearer {stored.token}"},
+            timeout=3.0,
+        )
+    except httpx.HTTPError as exc:
+        return Check(name, False, f"{stored.gateway} unreachable ({type(exc).__name__})", "", False)
+    if resp.status_code == 401:
+        return Check(
+            name, False, f"the token for {stored.gateway} expired or was revoked", fix, False
+        )
+    ok = resp.status_code == 200
+    detail = f"{stored.username or '?'} at {stored.gateway}" + (
+        "" if ok else f" (HTTP {resp.status_code})"
+    )
+    return Check(name, ok, detail, "", False)
+
+
+def _stun() -> Check:
+    """The NAT-reflexive address and, with two servers, how the NAT maps (docs/connectivity.md)."""
+    import asyncio
+
+    from wavry.net.stun import stun_servers_from_env
+
+    name = "STUN / NAT (connect anywhere)"
+    fix = "set WAVRY_STUN_SERVERS=stun1.example.org,stun2.example.org (two: NAT type too)"
+    try:
+        servers = stun_servers_from_env()
+    except ValueError as exc:
+        return Check(name, False, str(exc), fix, False)
+    if not servers:
+        return Check(
+            name, False, "no STUN servers: hosts behind NAT offer LAN addresses only", fix, False
+        )
+
+    async def probe() -> tuple[str, str]:
+        from wavry.net.candidates import probe_mapping, reflexive_address
+        from wavry.net.udp import open_udp_driver
+        from wavry.rendezvous.common import NullCore
+
+        loopback = all(host.startswith("127.") for host, _ in servers)
+        driver = await open_udp_driver(
+            NullCore, local_addr=("127.0.0.1" if loopback else "0.0.0.0", 0)
+        )
+        try:
+            mapped = await reflexive_address(driver, servers, timeout=2.0)
+            mapping = await probe_mapping(driver, servers, timeout=2.0)
+        finally:
+            driver.close()
+        return ("none" if mapped is None else f"{mapped[0]}:{mapped[1]}"), mapping
+
+    try:
+        mapped, mapping = asyncio.run(probe())
+    except OSError as exc:
+        return Check(name, False, str(exc), "check the network", False)
+    if mapped == "none":
+        return Check(
+            name, False, "no STUN server answered", "check WAVRY_STUN_SERVERS / UDP egress", False
+        )
+    hint = {
+        "endpoint-independent": "hole punching can work",
+        "endpoint-dependent": "symmetric NAT: sessions will use a relay",
+        "unknown": "NAT type unknown (needs two servers)",
+    }[mapping]
+    return Check(name, True, f"seen as {mapped}; {hint}", required=False)
+
+
 CHECKS: tuple[Callable[[], Check], ...] = (
     _python,
     _module("cryptography", "Noise handshake and packet encryption"),
@@ -147,6 +229,8 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     _udp_loopback,
     _dscp,
     _relay_fastpath,
+    _gateway_login,
+    _stun,
 )
 
 

@@ -388,6 +388,10 @@ async def test_reachable_hosts_show_who_is_online(
         monkeypatch.setenv("WAVRY_DATA_DIR", env["WAVRY_DATA_DIR"])
         monkeypatch.setenv("WAVRY_TOKEN_STORE", "file")
         assert await asyncio.to_thread(_list_gateway_hosts) is True
+        from wavry.doctor import _gateway_login
+
+        check = await asyncio.to_thread(_gateway_login)  # `wavry doctor` checks the token
+        assert check.ok and check.detail == f"bob at {gw.http_url}", check
     out = capsys.readouterr().out
     assert "alice" in out and "online   wavry connect alice" in out
     assert "carol                    offline" in out
