@@ -36,7 +36,6 @@ class Inbox:
         #: the host's NAT mapping, when its CANDIDATE said
         self.host_nat_mapping: str | None = None
         self.got_candidates = asyncio.Event()
-        self.host_candidates_later: list[list[CandidateEntry]] = []
         self.on_candidates: Callable[[list[CandidateEntry]], None] | None = None
         self.error: ErrorMsg | None = None
         self.closed = asyncio.Event()
