@@ -38,15 +38,15 @@ from wavry.gateway.signaling.messages import (
 )
 from wavry.host.service import HostService
 from wavry.net.candidates import NatMapping, gather_candidates, probe_mapping
-from wavry.net.relay_link import RelayLink
 from wavry.net.signaling import Backoff, SignalingFatal, SignalingSession, run_signaling
 from wavry.relay.wire import Role
 from wavry.rendezvous.common import (
     Address,
+    ConnectError,
     answer_ack,
     parse_candidate_addr,
-    relay_session_bytes,
 )
+from wavry.rendezvous.relaying import relay_link_for
 from wavry.rendezvous.watch import REGATHER_EVERY_S, STALL_S
 from wavry.rift.connection import ConnectionState
 
@@ -255,15 +255,12 @@ class HostRendezvous:
             oldest = min(self._relays.values(), key=lambda j: j.started)
             sid = next(k for k, v in self._relays.items() if v is oldest)
             self._detach(sid, "too many relay sessions")
-        relay_addr = parse_candidate_addr(creds.addr)
-        link = RelayLink(
-            relay_addr,
-            relay_session_bytes(creds.session_id),
-            Role.SERVER,
-            creds.lease,
-            asyncio.get_running_loop().time(),
-            expires_at_unix=creds.expires_at,
-        )
+        try:
+            link = relay_link_for(creds, Role.SERVER, asyncio.get_running_loop().time())
+        except ConnectError as exc:
+            self.status.last_error = "bad_relay_credentials"
+            log.warning("relay credentials for %s ignored: %s", creds.target_username, exc)
+            return
         vaddr = driver.attach_relay(link)
         self._relays[creds.session_id] = _RelayJoin(
             addr=vaddr,

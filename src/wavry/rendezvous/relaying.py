@@ -22,7 +22,7 @@ from wavry.rendezvous.common import (
 )
 from wavry.rendezvous.inbox import Inbox
 
-__all__ = ["ask_relay", "attach_relay", "move_relay", "send_relay_request"]
+__all__ = ["ask_relay", "attach_relay", "move_relay", "relay_link_for", "send_relay_request"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,22 @@ async def ask_relay(
         raise ConnectError(f"no relay for {info.username}: {exc}") from None
 
 
+def relay_link_for(creds: RelayCredentials, role: Role, now: float) -> RelayLink:
+    """A link for these credentials; ``ConnectError`` when the gateway's material is unusable
+    (an address that is not ``IP:PORT``, a session id that is not a UUID, a malformed lease)."""
+    try:
+        return RelayLink(
+            parse_candidate_addr(creds.addr),
+            relay_session_bytes(creds.session_id),
+            role,
+            creds.lease,
+            now,
+            expires_at_unix=creds.expires_at,
+        )
+    except ValueError as exc:
+        raise ConnectError(f"unusable relay credentials from the gateway: {exc}") from None
+
+
 def attach_relay(
     driver: UdpDriver,
     creds: RelayCredentials,
@@ -56,14 +72,7 @@ def attach_relay(
 ) -> Address:
     if creds.role != "client":
         raise ConnectError(f"the gateway sent a relay lease for role {creds.role}, not client")
-    link = RelayLink(
-        parse_candidate_addr(creds.addr),
-        relay_session_bytes(creds.session_id),
-        Role.CLIENT,
-        creds.lease,
-        now,
-        expires_at_unix=creds.expires_at,
-    )
+    link = relay_link_for(creds, Role.CLIENT, now)
     vaddr = driver.attach_relay(link)
     labels[vaddr] = f"{creds.relay_id}@{creds.addr}"
     info.relay_id = creds.relay_id
