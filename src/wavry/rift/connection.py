@@ -19,29 +19,29 @@ The wire format, handshake transcript and key schedule are specified in docs/pro
 
 from __future__ import annotations
 
-import enum
 import os
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
+from wavry.rift import connection_control, connection_handshake, connection_hello
 from wavry.rift import events as ev
 from wavry.rift.config import PROTOCOL_VERSION, HostOffer, RiftConfig
-from wavry.rift.delta import DeltaConfig, DeltaController, DeltaSample
-from wavry.rift.errors import DropReason, LocalProtocolError, RemoteProtocolError
-from wavry.rift.header import (
-    HANDSHAKE_HEADER_SIZE,
-    TRANSPORT_HEADER_SIZE,
-    HandshakeHeader,
-    TransportHeader,
-    parse_header,
+from wavry.rift.connection_types import (
+    Address,
+    Admission,
+    ConnectionState,
+    ConnectionStats,
+    RandomBytes,
 )
-from wavry.rift.identity import Identity, make_identity_payload, verify_identity_payload
+from wavry.rift.delta import DeltaController
+from wavry.rift.errors import DropReason, LocalProtocolError, RemoteProtocolError
+from wavry.rift.header import HANDSHAKE_HEADER_SIZE, HandshakeHeader, TransportHeader, parse_header
+from wavry.rift.identity import Identity, make_identity_payload
 from wavry.rift.media_receive import MediaReceiver
 from wavry.rift.media_send import MediaSender
-from wavry.rift.negotiation import Rejection, SessionParams, hello_ack, negotiate
+from wavry.rift.negotiation import SessionParams
 from wavry.rift.noise import NoiseXX
 from wavry.rift.packet_crypto import PacketOpener, PacketSealer
 from wavry.rift.proto import rift_pb2
@@ -50,65 +50,10 @@ from wavry.rift.trust import AllowList
 
 __all__ = ["Admission", "Connection", "ConnectionState", "ConnectionStats"]
 
-Address = tuple[str, int]
-RandomBytes = Callable[[int], bytes]
-
-_REJECT_LINGER = 2.0
 #: A client tries at most this many paths at once (the host's candidates plus a relay).
 MAX_PATH_CANDIDATES = 24
 # Ids of recently delivered input/control packets, to apply a retransmission at most once.
-_DELIVERED_MEMORY = 4096  # a refused connection answers repeated Hellos this long, then goes
-
-
-class ConnectionState(enum.Enum):
-    HANDSHAKE = "handshake"
-    AWAIT_HELLO = "await_hello"
-    AWAIT_HELLO_ACK = "await_hello_ack"
-    ESTABLISHED = "established"
-    CLOSED = "closed"
-
-
-class Admission:
-    """How many sessions a host lets be active at once (one controlling client by default)."""
-
-    def __init__(self, max_active: int = 1) -> None:
-        self.max_active = max_active
-        self._active: set[int] = set()
-
-    def try_admit(self, key: int) -> bool:
-        if key in self._active:
-            return True
-        if len(self._active) >= self.max_active:
-            return False
-        self._active.add(key)
-        return True
-
-    def release(self, key: int) -> None:
-        self._active.discard(key)
-
-    @property
-    def active(self) -> int:
-        return len(self._active)
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionStats:
-    state: str
-    srtt_ms: float | None
-    packets_received: int
-    packets_sent: int
-    bytes_sent: int
-    retransmits_sent: int
-    fec_packets_sent: int
-    fec_recovered: int
-    frames_received: int
-    frames_lost: int
-    target_bitrate_kbps: int
-    drops: dict[str, int]
-    #: media receiver's view: packets lost before / after FEC repair, keyframes asked for
-    packets_lost_before_fec: int = 0
-    packets_expected: int = 0
-    keyframe_requests: int = 0
+_DELIVERED_MEMORY = 4096
 
 
 class Connection:
@@ -224,7 +169,7 @@ class Connection:
             conn._retry_delay = config.punch_retry if config else RiftConfig().punch_retry
         conn._hsid = bytes(4) + rng(12)
         conn._msg1 = HandshakeHeader(conn._hsid, 0).encode() + conn._noise.write_message(b"")
-        conn._queue_msg1()
+        connection_handshake.queue_msg1(conn)
         conn._retry_at = now + conn._retry_delay
         return conn
 
@@ -282,7 +227,7 @@ class Connection:
                 self._drops[exc.reason] += 1
             except DecodeError:
                 self._drops[DropReason.MALFORMED_MESSAGE] += 1
-        self._poll_media(now)
+        connection_control.poll_media(self, now)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Address]]:
         out = self._raw_out
@@ -364,9 +309,9 @@ class Connection:
             self.close(now, rift_pb2.DISCONNECT_IDLE_TIMEOUT, "peer silent", by_timeout=True)
             return
         if self._retry_at is not None and now >= self._retry_at:
-            self._retransmit_handshake(now)
+            connection_handshake.retransmit_handshake(self, now)
         if self.state is ConnectionState.ESTABLISHED:
-            self._established_timers(now)
+            connection_control.established_timers(self, now)
 
     def close(
         self,
@@ -425,6 +370,13 @@ class Connection:
         self._last_kf_request = now
         self._keyframe_requests += 1
 
+    def approve(self, now: float) -> None:
+        """Host side: the user approved a client that is not on the allow-list."""
+        connection_hello.approve(self, now)
+
+    def deny(self, now: float, message: str = "refused by the host's user") -> None:
+        connection_hello.deny(self, now, message)
+
     @property
     def send_queue_length(self) -> int:
         """Messages queued but not yet sealed (media waiting on the pacer, mostly)."""
@@ -481,12 +433,12 @@ class Connection:
     def _receive_one(self, data: bytes, addr: Address, now: float, recovered: bool) -> list[bytes]:
         header, size = parse_header(data)
         if isinstance(header, HandshakeHeader):
-            self._on_handshake_datagram(header, data, addr, now)
+            connection_handshake.on_handshake_datagram(self, header, data, addr, now)
             return []
         if header.session_alias != self.alias:
             raise RemoteProtocolError(DropReason.UNKNOWN_ALIAS)
         if header.packet_id == 0:
-            self._on_msg3(data, addr, now)
+            connection_handshake.on_msg3(self, data, addr, now)
             return []
         opener = self._opener
         if opener is None:
@@ -576,158 +528,6 @@ class Connection:
             raise RemoteProtocolError(DropReason.UNEXPECTED_MESSAGE, "file transfer not enabled")
         raise RemoteProtocolError(DropReason.MALFORMED_MESSAGE, "empty media message")
 
-    def _poll_media(self, now: float) -> None:
-        if self.state is not ConnectionState.ESTABLISHED:
-            return
-        ready, lost = self._receiver.poll(now)
-        for f in ready:
-            self._frames_received += 1
-            self._emit(
-                ev.VideoFrameReceived(
-                    f.frame_id,
-                    f.data,
-                    f.keyframe,
-                    f.timestamp_us,
-                    f.capture_us,
-                    f.encode_us,
-                    f.first_chunk_at,
-                    now,
-                )
-            )
-        if lost:
-            self._frames_lost += len(lost)
-            for lf in lost:
-                self._emit(ev.FrameLost(lf.frame_id, lf.reason))
-            # "skipped" frames were dropped *because* a keyframe completed: no need to ask.
-            needs_keyframe = any(lf.reason != "skipped" for lf in lost)
-            interval = self.config.keyframe_request_interval
-            if needs_keyframe and now - self._last_kf_request >= interval:
-                self.request_keyframe(now)
-
-    # ------------------------------------------------------------------ handshake
-    def _on_handshake_datagram(
-        self, header: HandshakeHeader, data: bytes, addr: Address, now: float
-    ) -> None:
-        if header.session_id != self._hsid or header.packet_id != 0:
-            raise RemoteProtocolError(DropReason.UNKNOWN_HANDSHAKE)
-        if not self.is_client:
-            # A repeated MSG1: our MSG2 was lost. Answer with the cached bytes (same keys).
-            if data != self._msg1:
-                raise RemoteProtocolError(DropReason.DUPLICATE_HANDSHAKE)
-            if self.state is ConnectionState.HANDSHAKE:
-                self._raw_out.append(self._msg2)
-            return
-        if self.state is not ConnectionState.HANDSHAKE:
-            raise RemoteProtocolError(DropReason.DUPLICATE_HANDSHAKE)
-        try:
-            payload = self._noise.read_message(data[HANDSHAKE_HEADER_SIZE:])
-            remote_static = self._noise.remote_static
-            assert remote_static is not None  # set by a successful MSG2
-            peer = verify_identity_payload(payload, remote_static)
-            if peer.session_alias == 0:
-                raise RemoteProtocolError(DropReason.HANDSHAKE_FAILED, "host assigned no alias")
-        except RemoteProtocolError:
-            # A failed Noise state cannot be reused: start over with fresh keys and a new
-            # handshake id, so one bad (or forged) MSG2 costs a round trip, not the session.
-            self._restart_handshake(now)
-            raise
-        if self._expected_host_id is not None and peer.wavry_id != self._expected_host_id:
-            if addr in self._candidates and len(self._candidates) > 1:
-                # Another host answered on one of the paths: forget that path, keep trying.
-                self._candidates.remove(addr)
-                if self.peer_addr == addr:
-                    self.peer_addr = self._candidates[0]
-                self._restart_handshake(now)
-                raise RemoteProtocolError(
-                    DropReason.HANDSHAKE_FAILED, f"{addr} presented another host key"
-                )
-            self._set_closed(
-                rift_pb2.DISCONNECT_HOST_KEY_CHANGED,
-                f"host identity changed: expected {self._expected_host_id}, "
-                f"got {peer.wavry_id}; refusing to connect",
-                by_peer=False,
-            )
-            return
-        self.alias = peer.session_alias
-        self.peer_wavry_id = peer.wavry_id
-        self._last_rx = now
-        if addr != self.peer_addr:
-            # The first path to answer wins (MSG2 is authenticated by the Noise handshake).
-            old, self.peer_addr = self.peer_addr, addr
-            self._emit(ev.PeerAddressChanged(old, addr))
-        self._candidates = []
-        self._raw_extra = []
-        own = make_identity_payload(self._identity, self._noise.static_public)
-        self._msg3 = TransportHeader(self.alias, 0).encode() + self._noise.write_message(own)
-        self._raw_out.append(self._msg3)
-        self._install_keys(now)
-        self.state = ConnectionState.AWAIT_HELLO_ACK
-        self._emit(ev.HandshakeCompleted(peer.wavry_id, self.alias))
-        self._send_hello()
-        self._retry_delay = self.config.handshake_retry_initial
-        self._retry_at = now + self._retry_delay
-
-    def _on_msg3(self, data: bytes, addr: Address, now: float) -> None:
-        if self.is_client or self.state is not ConnectionState.HANDSHAKE:
-            raise RemoteProtocolError(DropReason.DUPLICATE_HANDSHAKE)
-        if self._noise.failed:
-            raise RemoteProtocolError(DropReason.HANDSHAKE_FAILED, "handshake already failed")
-        try:
-            payload = self._noise.read_message(data[TRANSPORT_HEADER_SIZE:])
-            remote_static = self._noise.remote_static
-            assert remote_static is not None
-            peer = verify_identity_payload(payload, remote_static)
-        except RemoteProtocolError:
-            # The Noise state is spent: forget this attempt (the client starts a new one when
-            # its Hello goes unanswered).
-            self._set_closed(rift_pb2.DISCONNECT_PROTOCOL_ERROR, "bad MSG3", by_peer=False)
-            raise
-        self.peer_wavry_id = peer.wavry_id
-        self.peer_addr = addr
-        self._last_rx = now
-        self._install_keys(now)
-        self.state = ConnectionState.AWAIT_HELLO
-        self._emit(ev.HandshakeCompleted(peer.wavry_id, self.alias))
-
-    def _restart_handshake(self, now: float) -> None:
-        self._noise = NoiseXX(initiator=True, static_private=self._rng(32), rng=self._rng)
-        self._hsid = bytes(4) + self._rng(12)
-        self._msg1 = HandshakeHeader(self._hsid, 0).encode() + self._noise.write_message(b"")
-        self._queue_msg1()
-        self._retry_delay = (
-            self.config.punch_retry if len(self._candidates) > 1
-            else self.config.handshake_retry_initial
-        )  # fmt: skip
-        self._retry_at = now + self._retry_delay
-
-    def _install_keys(self, now: float) -> None:
-        send_key, recv_key = self._noise.transport_keys()
-        self._sealer = PacketSealer(
-            send_key, start_time=now, rekey_interval=self.config.rekey_interval
-        )
-        self._opener = PacketOpener(recv_key)
-
-    def _send_hello(self) -> None:
-        assert self._hello is not None
-        self._sender.queue_control(rift_pb2.ControlMessage(hello=self._hello))
-
-    def _queue_msg1(self) -> None:
-        self._raw_out.append(self._msg1)
-        self._raw_extra.extend((self._msg1, a) for a in self._candidates if a != self.peer_addr)
-
-    def _retransmit_handshake(self, now: float) -> None:
-        if self.state is ConnectionState.HANDSHAKE and self.is_client:
-            self._queue_msg1()
-        elif self.state is ConnectionState.AWAIT_HELLO_ACK:
-            # MSG3 or the Hello (or the HelloAck) was lost: resend both; the Hello gets a new id.
-            self._raw_out.append(self._msg3)
-            self._send_hello()
-        else:
-            self._retry_at = None
-            return
-        self._retry_delay = min(self._retry_delay * 2, self.config.handshake_retry_max)
-        self._retry_at = now + self._retry_delay
-
     # ------------------------------------------------------------------ control
     def _on_control(self, control: rift_pb2.ControlMessage, now: float) -> None:
         kind = control.WhichOneof("content")
@@ -741,184 +541,7 @@ class Connection:
             raise RemoteProtocolError(DropReason.MALFORMED_MESSAGE, "empty control message")
         self._emit(ev.ControlReceived(control))
 
-    def _on_hello(self, control: rift_pb2.ControlMessage, now: float) -> None:
-        if self.is_client:
-            raise RemoteProtocolError(DropReason.UNEXPECTED_MESSAGE, "hello sent to a client")
-        if self._hello_ack is not None:  # duplicate Hello: our answer was lost
-            self._sender.queue_control(rift_pb2.ControlMessage(hello_ack=self._hello_ack))
-            return
-        if self._pending_hello is not None:
-            return  # waiting for the host user's decision; the client keeps retrying
-        result = self._decide(control.hello)
-        if result is None:
-            self._pending_hello = rift_pb2.Hello.FromString(control.hello.SerializeToString())
-            self._emit(ev.ApprovalRequired(self.peer_wavry_id or ""))
-            return
-        self._answer_hello(control.hello, result, now)
-
-    def approve(self, now: float) -> None:
-        """Host side: the user approved a client that is not on the allow-list."""
-        hello = self._take_pending_hello()
-        result = self._decide(hello, approved=True)
-        assert result is not None
-        self._answer_hello(hello, result, now)
-
-    def deny(self, now: float, message: str = "refused by the host's user") -> None:
-        hello = self._take_pending_hello()
-        self._answer_hello(hello, Rejection(rift_pb2.REJECT_NOT_AUTHORIZED, message), now)
-
-    def _take_pending_hello(self) -> rift_pb2.Hello:
-        hello = self._pending_hello
-        if hello is None:
-            raise LocalProtocolError("no client is waiting for approval on this connection")
-        self._pending_hello = None
-        return hello
-
-    def _answer_hello(
-        self, hello: rift_pb2.Hello, result: SessionParams | Rejection, now: float
-    ) -> None:
-        self._hello_ack = hello_ack(result)
-        if isinstance(result, Rejection):
-            self._sender.queue_control(rift_pb2.ControlMessage(hello_ack=self._hello_ack))
-            self._close_at = now + _REJECT_LINGER
-            return
-        self.params = result
-        self._hello_ack.session_id = self._rng(16)
-        self._hello_ack.session_alias = self.alias
-        self._sender.queue_control(rift_pb2.ControlMessage(hello_ack=self._hello_ack))
-        self._target_kbps = result.bitrate_kbps
-        self._fps = result.fps
-        ceiling = self._offer.max_bitrate_kbps
-        if hello.max_bitrate_kbps:
-            ceiling = max(self._offer.min_bitrate_kbps, min(ceiling, hello.max_bitrate_kbps))
-        self._delta = DeltaController(
-            DeltaConfig(
-                min_bitrate_kbps=min(self._offer.min_bitrate_kbps, result.bitrate_kbps),
-                max_bitrate_kbps=max(ceiling, result.bitrate_kbps),
-            ),
-            initial_bitrate_kbps=result.bitrate_kbps,
-            initial_fps=result.fps,
-            max_fps=result.fps,
-        )
-        self._sender.set_rate(result.bitrate_kbps, self.config.fec_ratio)
-        self._establish(now)
-
-    def _decide(
-        self, hello: rift_pb2.Hello, *, approved: bool = False
-    ) -> SessionParams | Rejection | None:
-        """Policy, then negotiation. None = ask the host's user (approval mode)."""
-        peer = self.peer_wavry_id or ""
-        allowed = approved or self._allow_list is None or self._allow_list.allows(peer)
-        if not allowed and self._approval_mode:
-            return None
-        if not allowed:
-            return Rejection(
-                rift_pb2.REJECT_NOT_AUTHORIZED,
-                f"client {peer} is not paired with this host; on the host run "
-                f"`wavry host --allow {peer}` to allow it",
-            )
-        result = negotiate(hello, self._offer)
-        if isinstance(result, Rejection):
-            return result
-        if self._admission is not None and not self._admission.try_admit(self.alias):
-            return Rejection(rift_pb2.REJECT_BUSY, "another client is connected to this host")
-        return result
-
-    def _on_hello_ack(self, control: rift_pb2.ControlMessage, now: float) -> None:
-        if not self.is_client:
-            raise RemoteProtocolError(DropReason.UNEXPECTED_MESSAGE, "hello_ack sent to a host")
-        if self.state is not ConnectionState.AWAIT_HELLO_ACK:
-            return  # a duplicate answer to a retransmitted Hello
-        ack = control.hello_ack
-        if not ack.accepted:
-            self._emit(ev.SessionRejected(ack.reject_reason, ack.reject_message))
-            self._set_closed(rift_pb2.DISCONNECT_REJECTED, ack.reject_message, by_peer=True)
-            return
-        res = ack.stream_resolution
-        self.params = SessionParams(
-            ack.selected_codec,
-            res.width,
-            res.height,
-            ack.fps,
-            ack.initial_bitrate_kbps,
-            ack.keyframe_interval_ms,
-        )
-        self._target_kbps = ack.initial_bitrate_kbps
-        self._establish(now)
-
-    def _establish(self, now: float) -> None:
-        assert self.params is not None and self.peer_wavry_id is not None
-        self.state = ConnectionState.ESTABLISHED
-        self._retry_at = None
-        self._next_ping = now
-        self._next_stats = now + self.config.stats_interval
-        self._emit(ev.SessionEstablished(self.params, self.peer_wavry_id))
-        self._established_timers(now)
-
-    def _on_ping(self, control: rift_pb2.ControlMessage, now: float) -> None:
-        pong = rift_pb2.Pong(timestamp_us=control.ping.timestamp_us)
-        self._sender.queue_control(rift_pb2.ControlMessage(pong=pong))
-
-    def _on_pong(self, control: rift_pb2.ControlMessage, now: float) -> None:
-        sample = now - control.pong.timestamp_us / 1_000_000
-        if not 0 <= sample < 60:
-            raise RemoteProtocolError(DropReason.MALFORMED_MESSAGE, "pong from the future")
-        self._srtt = sample if self._srtt is None else 0.875 * self._srtt + 0.125 * sample
-        self._receiver.set_rtt(self._srtt)
-
-    def _on_stats(self, control: rift_pb2.ControlMessage, now: float) -> None:
-        if self._delta is None:
-            return  # we send no media; nothing to adapt
-        rtt_us = int(self._srtt * 1_000_000) if self._srtt is not None else None
-        sample = DeltaSample.from_stats_report(control.stats, now=now, rtt_us=rtt_us)
-        decision = self._delta.on_sample(sample)
-        if decision.changed:
-            self._target_kbps = decision.bitrate_kbps
-            self._fec_ratio = decision.fec_ratio
-            self._fps = decision.fps
-            self._sender.set_rate(decision.bitrate_kbps, decision.fec_ratio)
-            self._emit(
-                ev.TargetBitrateChanged(decision.bitrate_kbps, decision.fps, decision.fec_ratio)
-            )
-
-    def _on_nack(self, control: rift_pb2.ControlMessage, now: float) -> None:
-        self._sender.on_nack(list(control.nack.packet_ids), now)
-
-    def _on_keyframe_request(self, control: rift_pb2.ControlMessage, now: float) -> None:
-        last = control.keyframe_request.last_complete_frame_id
-        self._emit(ev.KeyframeRequested(last))
-
-    def _on_disconnect(self, control: rift_pb2.ControlMessage, now: float) -> None:
-        d = control.disconnect
-        self._set_closed(d.reason, d.message[:200], by_peer=True)
-
-    # ------------------------------------------------------------------ timers, helpers
-    def _established_timers(self, now: float) -> None:
-        if self._next_ping is not None and now >= self._next_ping:
-            ping = rift_pb2.Ping(timestamp_us=int(now * 1_000_000))
-            self._sender.queue_control(rift_pb2.ControlMessage(ping=ping))
-            self._next_ping = now + self.config.ping_interval
-        if self._next_stats is not None and now >= self._next_stats:
-            self._send_stats(now)
-            self._next_stats = now + self.config.stats_interval
-        nacks = self._receiver.retry_nacks(now)
-        if nacks:
-            nack = rift_pb2.Nack(packet_ids=nacks)
-            self._sender.queue_control(rift_pb2.ControlMessage(nack=nack))
-        self._receiver.expire(now)
-        self._poll_media(now)
-
-    def _send_stats(self, now: float) -> None:
-        snap = self._receiver.stats.snapshot(now)
-        self._lost_total += snap.lost_packets + snap.fec_recovered
-        self._expected_total += snap.received_packets + snap.lost_packets
-        if snap.received_packets == 0 and snap.lost_packets == 0:
-            return
-        report = snap.to_proto()
-        if self._srtt is not None:
-            report.rtt_us = int(self._srtt * 1_000_000)
-        self._sender.queue_control(rift_pb2.ControlMessage(stats=report))
-
+    # ------------------------------------------------------------------ helpers
     def _seal(self, body: bytes, now: float) -> tuple[int, bytes]:
         sealer = self._sealer
         assert sealer is not None
@@ -947,12 +570,12 @@ class Connection:
 
 
 _CONTROL_HANDLERS: dict[str, Callable[[Connection, rift_pb2.ControlMessage, float], None]] = {
-    "hello": Connection._on_hello,
-    "hello_ack": Connection._on_hello_ack,
-    "ping": Connection._on_ping,
-    "pong": Connection._on_pong,
-    "stats": Connection._on_stats,
-    "nack": Connection._on_nack,
-    "keyframe_request": Connection._on_keyframe_request,
-    "disconnect": Connection._on_disconnect,
+    "hello": connection_hello.on_hello,
+    "hello_ack": connection_hello.on_hello_ack,
+    "ping": connection_control.on_ping,
+    "pong": connection_control.on_pong,
+    "stats": connection_control.on_stats,
+    "nack": connection_control.on_nack,
+    "keyframe_request": connection_control.on_keyframe_request,
+    "disconnect": connection_control.on_disconnect,
 }
