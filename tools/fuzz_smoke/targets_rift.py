@@ -486,19 +486,25 @@ TARGETS = [
     ),
     Target(
         "rift.host_endpoint",
-        ("wavry.rift.host_endpoint", "wavry.rift.connection"),
+        ("wavry.rift.host_endpoint", "wavry.rift.connection", "wavry.rift.connection_handshake"),
         _host_endpoint,
         "datagrams into a listening host (handshake demultiplexing, MSG1 answers)",
     ),
     Target(
         "rift.session_raw",
-        ("wavry.rift.connection", "wavry.rift.media_receive"),
+        ("wavry.rift.connection", "wavry.rift.connection_control", "wavry.rift.media_receive"),
         _session_raw,
         "raw datagrams into an established session, both sides (never raises)",
     ),
     Target(
         "rift.session_sealed",
-        ("wavry.rift.connection", "wavry.rift.media_receive", "wavry.rift.media_send"),
+        (
+            "wavry.rift.connection",
+            "wavry.rift.connection_control",
+            "wavry.rift.connection_hello",
+            "wavry.rift.media_receive",
+            "wavry.rift.media_send",
+        ),
         _session_sealed,
         "fuzzed plaintexts sealed with live keys: every message handler (never raises)",
     ),
