@@ -15,6 +15,9 @@ model: HID usages, picture-normalised pointer, SDL GameController numbering) plu
 * **F** toggles fullscreen (desktop fullscreen: no mode switch).
 * **S** toggles the stats overlay (text from :meth:`ClientWindow.set_overlay_lines`).
 
+Value types (frames, geometry, window events, hot keys) live in ``wavry.client.window_types``
+(re-exported here, where callers import them); game controllers in ``wavry.client.gamepads``.
+
 Threading: SDL windows and events belong to one thread. Open, present, poll and close from the
 same thread, and keep one ClientWindow per process (SDL's event queue is process-wide).
 """
@@ -22,29 +25,40 @@ same thread, and keep one ClientWindow per process (SDL's event queue is process
 from __future__ import annotations
 
 import ctypes
-import enum
 import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Protocol, Self
+from typing import Self
 
 import numpy as np
 import numpy.typing as npt
 import sdl2
 
+from wavry.client.gamepads import PAD_EVENTS, GamepadSlots
 from wavry.client.overlay import StatsOverlay
+from wavry.client.window_types import (
+    HOTKEY_MODS,
+    HOTKEYS,
+    YUV_MODES,
+    ColorMatrix,
+    FocusChanged,
+    Rect,
+    WindowClosed,
+    WindowCommand,
+    WindowCommandKind,
+    WindowError,
+    WindowEvent,
+    WindowResized,
+    YuvFrame,
+    checked_plane,
+    fit_rect,
+    sdl_error,
+)
 from wavry.input.events import (
-    MAX_GAMEPAD_ID,
     MAX_RELATIVE,
     MAX_SCROLL_NOTCHES,
-    GamepadAxis,
-    GamepadButton,
-    GamepadConnected,
-    GamepadDisconnected,
-    GamepadEvent,
     InputEvent,
     KeyEvent,
     MouseButton,
@@ -70,111 +84,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ColorMatrix = Literal["bt601", "bt709", "auto"]
-# SDL_YUV_CONVERSION_MODE values (pysdl2 does not export the names).
-_YUV_MODES: dict[ColorMatrix, int] = {"bt601": 1, "bt709": 2, "auto": 3}
-_HOTKEY_MODS = (sdl2.KMOD_CTRL, sdl2.KMOD_ALT, sdl2.KMOD_SHIFT)
-_AXIS_SCALE = 32767.0
 _SUBSYSTEMS = sdl2.SDL_INIT_VIDEO | sdl2.SDL_INIT_GAMECONTROLLER
-
-
-class YuvFrame(Protocol):
-    """What :meth:`ClientWindow.present` accepts: 8-bit yuv420p planes, each with its own stride.
-
-    ``y`` is at least (height, width); ``u``/``v`` at least ((height+1)//2, (width+1)//2).
-    Rows may be padded (a view into a decoder's line-sized buffer is fine); pixels inside a row
-    must be contiguous, otherwise the plane is copied first.
-    """
-
-    @property
-    def y(self) -> npt.NDArray[np.uint8]: ...
-    @property
-    def u(self) -> npt.NDArray[np.uint8]: ...
-    @property
-    def v(self) -> npt.NDArray[np.uint8]: ...
-    @property
-    def width(self) -> int: ...
-    @property
-    def height(self) -> int: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Rect:
-    x: int
-    y: int
-    w: int
-    h: int
-
-
-def fit_rect(frame_w: int, frame_h: int, out_w: int, out_h: int) -> Rect:
-    """The largest rect of the frame's aspect centred in (out_w, out_h): letterbox/pillarbox."""
-    if frame_w <= 0 or frame_h <= 0 or out_w <= 0 or out_h <= 0:
-        return Rect(0, 0, max(out_w, 0), max(out_h, 0))
-    # Integer cross-multiplication: no float drift, and an exact fit stays exact.
-    if out_w * frame_h <= out_h * frame_w:
-        w, h = out_w, max(1, round(out_w * frame_h / frame_w))
-    else:
-        w, h = max(1, round(out_h * frame_w / frame_h)), out_h
-    return Rect((out_w - w) // 2, (out_h - h) // 2, w, h)
-
-
-class WindowCommandKind(enum.Enum):
-    CAPTURE = "capture"
-    FULLSCREEN = "fullscreen"
-    OVERLAY = "overlay"
-
-
-@dataclass(frozen=True, slots=True)
-class WindowCommand:
-    """A local hot key (or click-to-capture) was handled; ``enabled`` is the new state."""
-
-    kind: WindowCommandKind
-    enabled: bool
-
-
-@dataclass(frozen=True, slots=True)
-class WindowClosed:
-    """The user asked to close the window (close button, Alt+F4, SIGINT-free SDL_QUIT)."""
-
-
-@dataclass(frozen=True, slots=True)
-class WindowResized:
-    """New drawable size in output pixels; the picture rect has already been recomputed."""
-
-    width: int
-    height: int
-
-
-@dataclass(frozen=True, slots=True)
-class FocusChanged:
-    focused: bool
-
-
-WindowEvent = WindowClosed | WindowResized | FocusChanged | WindowCommand
-
-_HOTKEYS = {
-    sdl2.SDL_SCANCODE_Z: WindowCommandKind.CAPTURE,
-    sdl2.SDL_SCANCODE_F: WindowCommandKind.FULLSCREEN,
-    sdl2.SDL_SCANCODE_S: WindowCommandKind.OVERLAY,
-}
-
-
-class WindowError(RuntimeError):
-    """SDL refused something (no display, no renderer, bad texture)."""
-
-
-def _sdl_error(what: str) -> WindowError:
-    return WindowError(f"{what}: {sdl2.SDL_GetError().decode(errors='replace')}")
-
-
-def _plane(arr: npt.NDArray[np.uint8], rows: int, cols: int, name: str) -> npt.NDArray[np.uint8]:
-    if arr.dtype != np.uint8 or arr.ndim != 2:
-        raise ValueError(f"plane {name} must be a 2-D uint8 array, got {arr.dtype} {arr.shape}")
-    if arr.shape[0] < rows or arr.shape[1] < cols:
-        raise ValueError(f"plane {name} is {arr.shape}, need at least ({rows}, {cols})")
-    if arr.strides[1] != 1 or arr.strides[0] < cols:
-        arr = np.ascontiguousarray(arr[:rows, :cols])
-    return arr
 
 
 class ClientWindow:
@@ -221,7 +131,7 @@ class ClientWindow:
         self._swallowed_keys: set[int] = set()
         self._swallow_left_up = False
         self._last_move: tuple[float, float] | None = None
-        self._pads: dict[int, tuple[ctypes.c_void_p, int]] = {}  # SDL instance id -> (pad, slot)
+        self._gamepads = GamepadSlots()
         self._needs_redraw = False
         self._event = sdl2.SDL_Event()
 
@@ -237,7 +147,7 @@ class ClientWindow:
         sdl2.SDL_SetHint(sdl2.SDL_HINT_RENDER_VSYNC, b"1" if self._vsync else b"0")
         sdl2.SDL_SetHint(sdl2.SDL_HINT_APP_NAME, b"Wavry")
         if sdl2.SDL_InitSubSystem(_SUBSYSTEMS) != 0:
-            raise _sdl_error(f"SDL_Init (SDL_VIDEODRIVER={os.environ.get('SDL_VIDEODRIVER')})")
+            raise sdl_error(f"SDL_Init (SDL_VIDEODRIVER={os.environ.get('SDL_VIDEODRIVER')})")
         try:
             self._create_window()
         except BaseException:
@@ -250,7 +160,7 @@ class ClientWindow:
         self._apply_capture()
 
     def _create_window(self) -> None:
-        sdl2.SDL_SetYUVConversionMode(_YUV_MODES[self._color_matrix])
+        sdl2.SDL_SetYUVConversionMode(YUV_MODES[self._color_matrix])
         driver = self._render_driver_index()
         flags = sdl2.SDL_WINDOW_RESIZABLE | sdl2.SDL_WINDOW_ALLOW_HIGHDPI
         if self._fullscreen:
@@ -258,12 +168,12 @@ class ClientWindow:
         pos = sdl2.SDL_WINDOWPOS_CENTERED
         window = sdl2.SDL_CreateWindow(self._title.encode(), pos, pos, *self._size, flags)
         if not window:
-            raise _sdl_error("SDL_CreateWindow")
+            raise sdl_error("SDL_CreateWindow")
         self._window = window
         rflags = sdl2.SDL_RENDERER_PRESENTVSYNC if self._vsync else 0
         renderer = sdl2.SDL_CreateRenderer(window, driver, rflags)
         if not renderer:
-            raise _sdl_error("SDL_CreateRenderer")
+            raise sdl_error("SDL_CreateRenderer")
         self._renderer = renderer
         self._window_id = sdl2.SDL_GetWindowID(window)
         info = sdl2.SDL_RendererInfo()
@@ -288,9 +198,7 @@ class ClientWindow:
     def close(self) -> None:
         if self._window is None:
             return
-        for pad, _slot in self._pads.values():
-            sdl2.SDL_GameControllerClose(pad)
-        self._pads.clear()
+        self._gamepads.close_all()
         self._overlay.destroy()
         if self._texture is not None:
             sdl2.SDL_DestroyTexture(self._texture)
@@ -424,9 +332,9 @@ class ClientWindow:
         if width <= 0 or height <= 0:
             raise ValueError(f"frame size must be positive, got {width}x{height}")
         cw, ch = (width + 1) // 2, (height + 1) // 2
-        y = _plane(frame.y, height, width, "y")
-        u = _plane(frame.u, ch, cw, "u")
-        v = _plane(frame.v, ch, cw, "v")
+        y = checked_plane(frame.y, height, width, "y")
+        u = checked_plane(frame.u, ch, cw, "u")
+        v = checked_plane(frame.v, ch, cw, "v")
         if self._texture is None or self._tex_size != (width, height):
             self._create_texture(width, height)
         u8 = ctypes.POINTER(ctypes.c_uint8)
@@ -443,7 +351,7 @@ class ClientWindow:
             )
             != 0
         ):
-            raise _sdl_error("SDL_UpdateYUVTexture")
+            raise sdl_error("SDL_UpdateYUVTexture")
         self._render()
         sdl2.SDL_RenderPresent(renderer)
         self._needs_redraw = False
@@ -461,7 +369,7 @@ class ClientWindow:
             height,
         )
         if not tex:
-            raise _sdl_error(f"SDL_CreateTexture IYUV {width}x{height}")
+            raise sdl_error(f"SDL_CreateTexture IYUV {width}x{height}")
         self._texture = tex
         self._tex_size = self._frame_size = (width, height)
         self._rect = fit_rect(width, height, *self._out_size)
@@ -502,7 +410,7 @@ class ClientWindow:
             )
             != 0
         ):
-            raise _sdl_error("SDL_RenderReadPixels")
+            raise sdl_error("SDL_RenderReadPixels")
         return buf[:, :, :3].copy()
 
     # -- input -------------------------------------------------------------------------------
@@ -537,8 +445,8 @@ class ClientWindow:
         elif t == sdl2.SDL_MOUSEWHEEL:
             if ev.wheel.windowID in (0, self._window_id):
                 self._on_wheel(ev.wheel, out)
-        elif t in _PAD_EVENTS:
-            self._on_pad(ev, out)
+        elif t in PAD_EVENTS:
+            self._gamepads.translate(ev, out)
         elif t == sdl2.SDL_WINDOWEVENT:
             if ev.window.windowID == self._window_id:
                 self._on_window(ev.window, out)
@@ -557,9 +465,9 @@ class ClientWindow:
         code = int(key.keysym.scancode)
         if down and key.repeat:
             return  # the host's own auto-repeat runs from the held key
-        if down and code in _HOTKEYS and all(key.keysym.mod & m for m in _HOTKEY_MODS):
+        if down and code in HOTKEYS and all(key.keysym.mod & m for m in HOTKEY_MODS):
             self._swallowed_keys.add(code)
-            out.extend(self._run_command(_HOTKEYS[code]))
+            out.extend(self._run_command(HOTKEYS[code]))
             return
         if not down and code in self._swallowed_keys:
             self._swallowed_keys.discard(code)
@@ -667,64 +575,6 @@ class ClientWindow:
             lim = MAX_SCROLL_NOTCHES
             out.append(Scroll(min(max(dx, -lim), lim), min(max(dy, -lim), lim)))
 
-    def _on_pad(self, ev: sdl2.SDL_Event, out: list[InputEvent | WindowEvent]) -> None:
-        t = ev.type
-        if t == sdl2.SDL_CONTROLLERDEVICEADDED:
-            self._open_pad(ev.cdevice.which, out)
-            return
-        if t == sdl2.SDL_CONTROLLERDEVICEREMOVED:
-            entry = self._pads.pop(ev.cdevice.which, None)
-            if entry is not None:
-                sdl2.SDL_GameControllerClose(entry[0])
-                out.append(GamepadDisconnected(entry[1]))
-            return
-        which = ev.caxis.which if t == sdl2.SDL_CONTROLLERAXISMOTION else ev.cbutton.which
-        entry = self._pads.get(which)
-        if entry is None:
-            return
-        slot = entry[1]
-        axes: tuple[tuple[int, float], ...] = ()
-        buttons: tuple[tuple[int, bool], ...] = ()
-        if t == sdl2.SDL_CONTROLLERAXISMOTION:
-            axis = int(ev.caxis.axis)
-            if axis > GamepadAxis.TRIGGERRIGHT:
-                return
-            lo = 0.0 if GamepadAxis(axis).is_trigger else -1.0
-            axes = ((axis, min(max(ev.caxis.value / _AXIS_SCALE, lo), 1.0)),)
-        else:
-            button = int(ev.cbutton.button)
-            if button > GamepadButton.DPAD_RIGHT:
-                return  # misc/paddles/touchpad have no wire number
-            buttons = ((button, t == sdl2.SDL_CONTROLLERBUTTONDOWN),)
-        prev = out[-1] if out else None
-        if isinstance(prev, GamepadEvent) and prev.gamepad_id == slot:
-            merged_axes = dict(prev.axes) | dict(axes)
-            if not buttons or buttons[0][0] not in dict(prev.buttons):
-                out[-1] = GamepadEvent(slot, tuple(merged_axes.items()), prev.buttons + buttons)
-                return
-        out.append(GamepadEvent(slot, axes, buttons))
-
-    def _open_pad(self, device_index: int, out: list[InputEvent | WindowEvent]) -> None:
-        pad = sdl2.SDL_GameControllerOpen(device_index)
-        if not pad:
-            logger.warning(
-                "cannot open game controller %d: %s", device_index, sdl2.SDL_GetError().decode()
-            )
-            return
-        instance = sdl2.SDL_JoystickInstanceID(sdl2.SDL_GameControllerGetJoystick(pad))
-        if instance in self._pads:
-            sdl2.SDL_GameControllerClose(pad)  # SDL reference-counts; ours is already open
-            return
-        used = {slot for _pad, slot in self._pads.values()}
-        slot = next((s for s in range(MAX_GAMEPAD_ID + 1) if s not in used), None)
-        if slot is None:
-            sdl2.SDL_GameControllerClose(pad)
-            return
-        self._pads[instance] = (pad, slot)
-        name = (sdl2.SDL_GameControllerName(pad) or b"").decode(errors="replace")
-        logger.info("gamepad %d connected: %s", slot, name)
-        out.append(GamepadConnected(slot, name))
-
     def _on_window(self, w: sdl2.SDL_WindowEvent, out: list[InputEvent | WindowEvent]) -> None:
         e = w.event
         if e == sdl2.SDL_WINDOWEVENT_CLOSE:
@@ -746,14 +596,3 @@ class ClientWindow:
             out.extend(self._release_all())
             self._apply_capture()
             out.append(FocusChanged(False))
-
-
-_PAD_EVENTS = frozenset(
-    {
-        sdl2.SDL_CONTROLLERDEVICEADDED,
-        sdl2.SDL_CONTROLLERDEVICEREMOVED,
-        sdl2.SDL_CONTROLLERAXISMOTION,
-        sdl2.SDL_CONTROLLERBUTTONDOWN,
-        sdl2.SDL_CONTROLLERBUTTONUP,
-    }
-)
