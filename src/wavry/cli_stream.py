@@ -541,24 +541,26 @@ def _run_connect_username(ns: argparse.Namespace) -> int:
         doc["relay_moves"] = info.relay_moves
         doc["nat_mapping"] = info.nat_mapping
         doc["feedback"] = info.feedback
-        doc["frames_verified"] = verified.count
+        doc["frames_verified"] = verified.counts["verified"]
+        doc["frames_blurred"] = verified.counts["blurred"]
+        doc["frames_damaged"] = verified.counts["damaged"]
         print(json.dumps(doc))
     return 0
 
 
 class _PatternCheck:
-    """Counts decoded pictures whose test-pattern barcode (`wavry host --capture testsrc`)
-    carries the frame's own capture time: proof that the right content arrived intact."""
+    """Sorts decoded pictures by their test-pattern barcode (`wavry host --capture testsrc`):
+    ``verified`` carries the frame's own capture time (the right content, intact), ``blurred``
+    is low quality (grey blocks), ``damaged`` is wrong or broken content
+    (``wavry.media.capture.barcode.check_picture``)."""
 
     def __init__(self) -> None:
-        self.count = 0
+        self.counts = {"verified": 0, "blurred": 0, "damaged": 0, "absent": 0}
 
     def __call__(self, picture: Any, timing: Any) -> None:
-        from wavry.media.capture.barcode import decode_barcode, timestamp_us
+        from wavry.media.capture.barcode import check_picture
 
-        value = decode_barcode(picture.y)
-        if value is not None and value.timestamp_us == timestamp_us(timing.capture_start):
-            self.count += 1
+        self.counts[check_picture(picture.y, timing.capture_start)] += 1
 
 
 def _window_factory(settings: object) -> Callable[[], Any]:

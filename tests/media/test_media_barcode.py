@@ -111,3 +111,19 @@ def test_survives_h264_at_2_mbps_720p(pattern: str) -> None:
                 frame_index=raw.frame_index, timestamp_us=timestamp_us(raw.capture_time)
             )
         encoder.close()
+
+
+def test_check_picture_tells_right_blurred_damaged_and_wrong_pictures() -> None:
+    from wavry.media.capture.barcode import BarcodeValue, check_picture, stamp_barcode, timestamp_us
+
+    t = 1234.5678
+    y = np.full((240, 320), 100, dtype=np.uint8)
+    stamp_barcode(y, BarcodeValue(frame_index=7, timestamp_us=timestamp_us(t)))
+    assert check_picture(y, t) == "verified"
+    assert check_picture(y, t + 0.001) == "damaged"  # another frame's picture
+    grey = np.full((240, 320), 128, dtype=np.uint8)  # a keyframe squeezed to nothing
+    assert check_picture(grey, t) == "blurred"
+    crisp = y.copy()
+    crisp[:16, :16] = 235 - crisp[:16, :16] + 16  # one block flipped: CRC fails, blocks crisp
+    assert check_picture(crisp, t) == "damaged"
+    assert check_picture(np.zeros((50, 50), dtype=np.uint8), t) == "absent"

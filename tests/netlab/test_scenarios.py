@@ -50,8 +50,11 @@ def _ok(res: ConnectResult, host: RigProcess) -> dict:
         f"connect failed ({res.returncode}):\n{res.stderr_tail}\n--- host:\n{host.tail()}"
     )
     doc = res.json
-    # every decoded picture carried the right content
-    assert doc["frames_verified"] == doc["frames_presented"], doc
+    # no picture with wrong or broken content; low quality ("blurred": a keyframe squeezed into
+    # the collapsed bitrate after an outage) only for a few frames
+    assert doc["frames_damaged"] == 0, doc
+    assert doc["frames_verified"] + doc["frames_blurred"] == doc["frames_presented"], doc
+    assert doc["frames_verified"] >= 0.8 * doc["frames_presented"], doc
     return doc
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import binascii
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +31,8 @@ __all__ = [
     "BARCODE_HEIGHT",
     "BARCODE_WIDTH",
     "BarcodeValue",
+    "PictureCheck",
+    "check_picture",
     "decode_barcode",
     "stamp_barcode",
     "timestamp_us",
@@ -102,6 +105,31 @@ def decode_barcode(y_plane: npt.NDArray[np.uint8]) -> BarcodeValue | None:
         frame_index=int.from_bytes(raw[0:4], "big"),
         timestamp_us=int.from_bytes(raw[4:10], "big"),
     )
+
+
+PictureCheck = Literal["verified", "blurred", "damaged", "absent"]
+
+
+def check_picture(y_plane: npt.NDArray[np.uint8], capture_start_s: float) -> PictureCheck:
+    """Is this decoded picture the frame captured at ``capture_start_s``, intact?
+
+    * ``verified``: the barcode reads and carries that capture time;
+    * ``blurred``: some blocks are grey (a keyframe squeezed into a collapsed bitrate after an
+      outage is a flat grey picture for a few frames): low quality, not wrong content;
+    * ``damaged``: crisp blocks that do not form a valid barcode, or another frame's barcode —
+      a picture decoded from a broken reference chain, or the wrong picture;
+    * ``absent``: the picture is smaller than the strip.
+    """
+    if y_plane.ndim != 2 or y_plane.shape[0] < BARCODE_HEIGHT or y_plane.shape[1] < BARCODE_WIDTH:
+        return "absent"
+    value = decode_barcode(y_plane)
+    if value is not None:
+        return "verified" if value.timestamp_us == timestamp_us(capture_start_s) else "damaged"
+    strip = np.asarray(y_plane[:BARCODE_HEIGHT, :BARCODE_WIDTH], dtype=np.float32)
+    means = strip.reshape(ROWS, BLOCK, COLS, BLOCK)[:, 4:12, :, 4:12].mean(axis=(1, 3))
+    if np.any((means > _AMBIGUOUS_LOW) & (means < _AMBIGUOUS_HIGH)):
+        return "blurred"
+    return "damaged"
 
 
 def timestamp_us(monotonic_s: float) -> int:
