@@ -152,6 +152,32 @@ async def test_same_account_on_both_sides(client: httpx.AsyncClient, clock: Cloc
         assert claims.sub == ALICE
 
 
+async def test_a_relay_that_failed_the_requester_is_avoided_when_another_exists(
+    client: httpx.AsyncClient,
+) -> None:
+    for relay_id, port in (("relay-1", 4000), ("relay-2", 4001)):
+        await register_relay(client, relay_id, endpoints=[f"198.51.100.10:{port}"])
+        for _ in range(3):
+            await heartbeat(client, relay_id)
+    for _ in range(6):  # selection is randomized: relay-1 must never come back
+        resp = await client.post(
+            "/v1/leases/session", json=body(exclude_relay_ids=["relay-1"]), headers=GW_AUTH
+        )
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["relay_id"] == "relay-2"
+    # every relay excluded: the request still gets one (a restarted relay is better than none)
+    resp = await client.post(
+        "/v1/leases/session",
+        json=body(exclude_relay_ids=["relay-1", "relay-2"]),
+        headers=GW_AUTH,
+    )
+    assert resp.status_code == 201 and resp.json()["relay_id"] in ("relay-1", "relay-2")
+    too_many = body(exclude_relay_ids=[f"r{i}" for i in range(9)])
+    assert (
+        await client.post("/v1/leases/session", json=too_many, headers=GW_AUTH)
+    ).status_code == 400
+
+
 async def test_no_relay_is_503(client: httpx.AsyncClient) -> None:
     resp = await client.post("/v1/leases/session", json=body(), headers=GW_AUTH)
     assert resp.status_code == 503

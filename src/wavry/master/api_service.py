@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -45,6 +45,10 @@ class ServiceSessionRequest(BaseModel):
     #: opaque labels for the audit log (e.g. the gateway's user ids); never interpreted
     requester_label: str | None = Field(default=None, max_length=64)
     target_label: str | None = Field(default=None, max_length=64)
+    #: relays that just failed this requester: another one is chosen when one is assignable
+    exclude_relay_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=8
+    )
 
     @field_validator("requester_wavry_id", "target_wavry_id")
     @classmethod
@@ -126,6 +130,7 @@ async def service_session(body: ServiceSessionRequest, request: Request) -> Serv
                 requester_role=body.requester_role,
                 region=body.region,
                 now=now,
+                exclude=frozenset(body.exclude_relay_ids),
             )
     except LeaseRefused as exc:
         if exc.status == 403:

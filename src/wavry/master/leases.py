@@ -162,6 +162,7 @@ class LeaseIssuer:
         requester_role: str,
         region: str | None,
         now: float,
+        exclude: frozenset[str] = frozenset(),
     ) -> tuple[IssuedLease, IssuedLease]:
         """Open a session for a trusted service (the gateway) that has authenticated both peers
         itself: returns (requester's lease, target's lease), each with that peer's own role. The
@@ -178,6 +179,7 @@ class LeaseIssuer:
             region=region,
             now=now,
             allow_same=True,
+            exclude=exclude,
         )
         other = other_role(requester_role)
         return (
@@ -195,6 +197,7 @@ class LeaseIssuer:
         region: str | None,
         now: float,
         allow_same: bool = False,
+        exclude: frozenset[str] = frozenset(),
     ) -> tuple[RelaySession, Relay]:
         if requester_role not in ROLES:
             raise LeaseRefused(400, "role must be 'client' or 'server'")
@@ -204,6 +207,10 @@ class LeaseIssuer:
         if target is not None and target.banned:
             raise LeaseRefused(403, "the target Wavry ID is banned")
         relays = await self.registry.assignable(session, now)
+        # A relay that just failed the requester is skipped while another one is assignable
+        # (it may still look alive here until it misses its heartbeats); if it is the only
+        # one, it is offered anyway: it may have been restarting.
+        relays = [r for r in relays if r.relay_id not in exclude] or relays
         cands = candidates(
             (_snapshot(r) for r in relays), now=now, region=region, cfg=self.selection
         )

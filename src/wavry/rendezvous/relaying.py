@@ -7,9 +7,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from wavry.gateway.signaling.messages import RelayCredentials, RequestRelay
+from wavry.gateway.signaling.messages import MAX_AVOID_RELAYS, RelayCredentials, RequestRelay
 from wavry.net.relay_link import RelayLink
 from wavry.net.udp import UdpDriver
 from wavry.relay.wire import Role
@@ -27,18 +28,24 @@ __all__ = ["ask_relay", "attach_relay", "move_relay", "relay_link_for", "send_re
 log = logging.getLogger(__name__)
 
 
-async def send_relay_request(signals: Inbox, info: ConnectInfo, t0: float) -> None:
+async def send_relay_request(
+    signals: Inbox, info: ConnectInfo, t0: float, avoid: Sequence[str] = ()
+) -> None:
     info.relay_requested_s = time.monotonic() - t0
     with contextlib.suppress(Exception):  # a closed signaling socket fails the wait instead
         await signals.session.send(
-            RequestRelay(target_username=info.username, session_id=signals.session_id)
+            RequestRelay(
+                target_username=info.username,
+                session_id=signals.session_id,
+                avoid_relay_ids=list(avoid)[:MAX_AVOID_RELAYS],
+            )
         )
 
 
 async def ask_relay(
-    signals: Inbox, info: ConnectInfo, t0: float, timeout: float
+    signals: Inbox, info: ConnectInfo, t0: float, timeout: float, avoid: Sequence[str] = ()
 ) -> RelayCredentials:
-    await send_relay_request(signals, info, t0)
+    await send_relay_request(signals, info, t0, avoid)
     try:
         return await asyncio.wait_for(asyncio.shield(signals.relay), timeout)
     except TimeoutError:
@@ -88,7 +95,9 @@ async def move_relay(conn: Any, driver: UdpDriver, info: ConnectInfo, signals: I
     log.info("the relay path to %s went silent or was refused; asking for another", info.username)
     signals.reset_relay()
     try:
-        creds = await ask_relay(signals, info, time.monotonic(), 5.0)
+        # the failed relay may still look alive to the master until it misses heartbeats
+        avoid = [info.relay_id] if info.relay_id else []
+        creds = await ask_relay(signals, info, time.monotonic(), 5.0, avoid)
     except ConnectError as exc:
         log.warning("could not move to another relay: %s", exc)
         return

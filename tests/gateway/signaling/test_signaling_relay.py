@@ -122,6 +122,26 @@ async def test_each_peer_gets_its_own_lease(
             )
 
 
+async def test_a_relay_that_failed_the_client_is_avoided(
+    gateway_factory: GatewayFactory, tmp_path: Path
+) -> None:
+    async with _master(tmp_path / "m2", relays=2) as master2:
+        async with _gateway(gateway_factory, master2.http_url) as gw:  # type: ignore[attr-defined]
+            bob, carol = await gw.register("bob"), await gw.register("carol")
+            await gw.share(bob, "carol")
+            host = await gw.bind(bob, "host")
+            client = await gw.bind(carol, "client")
+            for _ in range(4):  # selection is randomized: relay-0 must never come back
+                await client.send({"type": "REQUEST_RELAY", "target_username": "bob",
+                                   "avoid_relay_ids": ["relay-0"]})  # fmt: skip
+                mine = await client.expect("RELAY_CREDENTIALS")
+                theirs = await host.expect("RELAY_CREDENTIALS")
+                assert mine["relay_id"] == theirs["relay_id"] == "relay-1"
+            await client.send({"type": "REQUEST_RELAY", "target_username": "bob",
+                               "avoid_relay_ids": ["x"] * 5})  # fmt: skip
+            await client.expect_error("bad_message")
+
+
 async def test_after_relay_credentials_the_host_may_answer(
     gateway_factory: GatewayFactory, master: Gateway
 ) -> None:

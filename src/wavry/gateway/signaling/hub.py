@@ -475,6 +475,7 @@ class Hub:
                 requester_role="client",
                 region=msg.region,
                 requester_label=conn.principal.user_id,
+                exclude_relay_ids=list(msg.avoid_relay_ids),
             )
         except MasterError as exc:
             code = (

@@ -141,12 +141,15 @@ class MasterClient:
         region: str | None = None,
         requester_label: str | None = None,
         target_label: str | None = None,
+        exclude_relay_ids: list[str] | None = None,
     ) -> SessionLeases:
         body: dict[str, Any] = {
             "requester_wavry_id": requester_wavry_id,
             "target_wavry_id": target_wavry_id,
             "requester_role": requester_role,
         }
+        if exclude_relay_ids:
+            body["exclude_relay_ids"] = exclude_relay_ids
         for name, value in (
             ("region", region),
             ("requester_label", requester_label),

@@ -85,6 +85,8 @@ MAX_TOKEN_CHARS = 256
 MAX_CANDIDATES = 16
 MAX_WATCH = 64
 MAX_ERROR_MESSAGE = 512
+#: relays one REQUEST_RELAY may ask the master to avoid
+MAX_AVOID_RELAYS = 4
 MAX_LEASE_CHARS = 8192
 
 
@@ -319,6 +321,11 @@ class RequestRelay(SignalingMessage):
     target_username: Username
     region: Annotated[str, Field(pattern=_REGION_RE)] | None = None
     session_id: SessionId | None = None
+    #: relays that just failed this client (refused its lease or went silent): the master
+    #: offers another one when it has one
+    avoid_relay_ids: list[Annotated[str, Field(pattern=_RELAY_ID_RE)]] = Field(
+        default_factory=list, max_length=MAX_AVOID_RELAYS
+    )
 
 
 # --- gateway -> client ---------------------------------------------------------------------------
