@@ -477,3 +477,24 @@ def test_hello_waits_for_approval_longer_than_idle_timeout() -> None:
     p.net.schedule(8.1, p.host_conn().approve)
     p.run(9.0)
     assert p.client.state is ConnectionState.ESTABLISHED
+
+
+@pytest.mark.parametrize("fec_scheme", ["xor", "rs"])
+def test_the_largest_datagram_fits_a_relayed_ipv6_path(fec_scheme: str) -> None:
+    """At the largest ``chunk_payload`` a datagram plus the relay's 20-byte header still fits
+    the UDP payload of a 1500-byte IPv6 packet (1452 bytes); the bound in RiftConfig exists
+    for this."""
+    cfg = RiftConfig(chunk_payload=1200, fec_scheme=fec_scheme)
+    p = make_pair(config=cfg)
+    p.run(0.3)
+    conn = p.host_conn()
+    rng = random.Random(4)
+    sizes = []
+    for i, n in enumerate((1, 1199, 1200, 1201, 30_000, 150_000)):
+        conn.send_video_frame(rng.randbytes(n), keyframe=True, timestamp_us=i + 1, now=0.3)
+        for t in range(40):  # let the pacer release everything
+            sizes += [len(d) for d, _ in conn.datagrams_to_send(0.3 + t * 0.05)]
+    biggest = max(sizes)
+    assert 1300 < biggest and biggest + 20 <= 1500 - 40 - 8, biggest
+    with pytest.raises(LocalProtocolError, match="chunk_payload"):
+        RiftConfig(chunk_payload=1201)
