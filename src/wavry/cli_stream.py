@@ -586,6 +586,8 @@ def _report_json(report: object) -> dict[str, object]:
         "frames_received": report.frames_received,
         "frames_presented": report.frames_presented,
         "frames_lost": report.frames_lost,
+        "frames_skipped": report.frames_skipped,
+        "max_frame_gap_ms": round(report.max_frame_gap_s * 1000, 1),
         "latency_ms": report.latency.as_dict(),
         "params": report.params,
         "stats": report.stats,

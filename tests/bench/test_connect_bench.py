@@ -31,3 +31,25 @@ def test_one_round_of_each_mode() -> None:
     assert set(result["relay_added_ms"]) == {"network_p50_ms", "network_p99_ms", "srtt_ms"}
     table = format_connect_bench(result)
     assert "relay added" in table and "direct" in table
+
+
+def test_recovery_bench_measures_each_disruption() -> None:
+    from wavry.bench.connect_bench import (
+        DISRUPTIONS,
+        format_recovery_bench,
+        run_recovery_bench,
+    )
+
+    try:
+        check_available()
+    except NetlabUnavailable as exc:
+        pytest.skip(str(exc))
+    result = run_recovery_bench(runs=1, seconds=5.0, at=2.0)
+    assert result["failures"] == []
+    for what in DISRUPTIONS:
+        (gap,) = result["max_frame_gap_ms"][what]
+        # a disruption freezes the picture for longer than a frame, but the session lived on
+        assert gap > 1000 / 30, (what, gap)
+    (calm,) = result["baseline_max_gap_ms"]
+    assert calm < min(g for (g,) in result["max_frame_gap_ms"].values())
+    assert "relay_restart" in format_recovery_bench(result)

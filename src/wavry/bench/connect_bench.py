@@ -26,7 +26,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["format_connect_bench", "run_connect_bench"]
+__all__ = [
+    "format_connect_bench",
+    "format_recovery_bench",
+    "run_connect_bench",
+    "run_recovery_bench",
+]
 
 MODES = ("direct", "relayed", "fallback", "detected")
 
@@ -160,4 +165,86 @@ def format_connect_bench(result: dict[str, Any]) -> str:
     ]
     for failure in result["failures"]:
         lines.append(f"FAILED {failure}")
+    return "\n".join(lines)
+
+
+# --- recovery: how long a disruption freezes the picture ------------------------------------------
+
+DISRUPTIONS = ("client_rebind", "host_rebind", "relay_restart", "relay_replaced")
+
+
+def run_recovery_bench(
+    *,
+    runs: int = 3,
+    seconds: float = 8.0,
+    at: float = 3.0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Per disruption and run: one `wavry connect` streaming ``seconds`` (8), the disruption
+    ``at`` (3 s) in, and
+    the longest gap between two presented pictures (``max_frame_gap_ms``: the freeze a user
+    sees; 33 ms is one frame at 30 fps). Direct paths for the NAT rebindings, ``--relay`` for
+    the relay ones."""
+    from wavry.netlab import NatLab, start_stun
+    from wavry.netlab.rig import ControlPlaneRig
+
+    say = progress or (lambda _m: None)
+    gaps: dict[str, list[float]] = {d: [] for d in DISRUPTIONS}
+    baseline: list[float] = []
+    failures: list[str] = []
+    with NatLab() as lab:
+        stun = start_stun(lab)
+        with ControlPlaneRig(lab, stun=stun) as rig:
+            host = rig.start_host()
+            try:
+                for n in range(runs):
+                    res = rig.connect(seconds=seconds, timeout=seconds + 30)
+                    if res.json is not None:
+                        baseline.append(float(res.json.get("max_frame_gap_ms") or 0))
+                    for what in DISRUPTIONS:
+                        relayed = what.startswith("relay")
+                        run = rig.spawn_connect(["--relay"] if relayed else [], seconds=seconds)
+                        time.sleep(max(0.0, run.started + at - time.monotonic()))
+                        if what == "client_rebind":
+                            lab.rebind("client")
+                        elif what == "host_rebind":
+                            lab.rebind("host")
+                        elif what == "relay_restart":
+                            rig.restart_relay()
+                        else:
+                            rig.restart_relay(relay_id=f"replacement-{n}")
+                        res = run.result(timeout=seconds + 30)
+                        if what == "relay_replaced":
+                            rig.restart_relay()  # the relay's own id again
+                        if res.returncode != 0 or res.json is None:
+                            failures.append(f"{what} run {n + 1}: {res.stderr_tail[-300:]}")
+                            continue
+                        gap = float(res.json.get("max_frame_gap_ms") or 0)
+                        gaps[what].append(gap)
+                        say(f"run {n + 1}/{runs} {what}: longest freeze {gap:.0f} ms")
+            finally:
+                host.stop()
+    return {
+        "runs": runs,
+        "baseline_max_gap_ms": baseline,
+        "max_frame_gap_ms": gaps,
+        "median_ms": {d: _median(v) for d, v in gaps.items()},
+        "failures": failures,
+    }
+
+
+def format_recovery_bench(result: dict[str, Any]) -> str:
+    lines = [
+        f"wavry bench connect --recovery: {result['runs']} runs, longest freeze per session",
+        f"{'disruption':<16} {'median':>8}  runs (ms)",
+        f"{'none':<16} {_median(result['baseline_max_gap_ms']) or 0:>8.0f}  "
+        + ", ".join(f"{v:.0f}" for v in result["baseline_max_gap_ms"]),
+    ]
+    for what, values in result["max_frame_gap_ms"].items():
+        med = result["median_ms"][what]
+        lines.append(
+            f"{what:<16} {'-' if med is None else f'{med:.0f}':>8}  "
+            + ", ".join(f"{v:.0f}" for v in values)
+        )
+    lines += [f"FAILED {f}" for f in result["failures"]]
     return "\n".join(lines)

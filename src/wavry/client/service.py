@@ -64,6 +64,8 @@ class ClientReport:
     decode_overflows: int = 0
     #: frames not decoded because a reference was missing (waiting for a keyframe instead)
     frames_skipped: int = 0
+    #: the longest time between two presented pictures: how long an outage froze the screen
+    max_frame_gap_s: float = 0.0
     bytes_received: int = 0
     close_reason: str | None = None
     rejected: str | None = None
@@ -115,6 +117,7 @@ class ClientService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_skip_request = -1.0
         self._need_keyframe = True  # nothing decodes before the first keyframe
+        self._last_present_at: float | None = None
         self._last_frame_id: int | None = None
         self._last_keyframe_ask = -1.0
         self._overlay_window: list[tuple[float, int, int]] = []
@@ -391,6 +394,10 @@ class ClientService:
             size=len(item.data),
         )
         self.report.frames_presented += 1
+        if self._last_present_at is not None:
+            gap = present_end - self._last_present_at
+            self.report.max_frame_gap_s = max(self.report.max_frame_gap_s, gap)
+        self._last_present_at = present_end
         lat = self.report.latency
         lat.record("capture", timing.capture_s)
         lat.record("encode", timing.encode_s)
