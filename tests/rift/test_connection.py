@@ -498,3 +498,20 @@ def test_the_largest_datagram_fits_a_relayed_ipv6_path(fec_scheme: str) -> None:
     assert 1300 < biggest and biggest + 20 <= 1500 - 40 - 8, biggest
     with pytest.raises(LocalProtocolError, match="chunk_payload"):
         RiftConfig(chunk_payload=1201)
+
+
+def test_send_ping_goes_out_at_once_and_is_answered() -> None:
+    p = make_pair()
+    p.run(0.3)
+    assert p.client.state is ConnectionState.ESTABLISHED
+    p.client.datagrams_to_send(0.3)  # drain what the handshake left
+    p.client.send_ping(0.31)
+    out = p.client.datagrams_to_send(0.31)
+    assert out, "the ping waited for the next ping_interval"
+    for data, _ in out:
+        p.host.receive_datagram(data, CLIENT, 0.315)
+    for data, _ in p.host_conn().datagrams_to_send(0.315):
+        p.client.receive_datagram(data, HOST, 0.32)
+    assert p.client.srtt is not None and p.client.srtt < 0.1
+    with pytest.raises(LocalProtocolError):
+        make_pair().client.send_ping(0.0)  # not established yet

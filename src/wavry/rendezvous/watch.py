@@ -27,7 +27,11 @@ REGATHER_EVERY_S = 2.0
 #: a relayed path silent this long (its relay is gone, not just restarting) moves to a new
 #: relay session; RIFT's idle timeout (10 s) leaves room for that
 RELAY_MOVE_AFTER_S = 2.5
+#: the first wait between two moves while they keep failing (doubles up to RELAY_MOVE_AFTER_S)
+RELAY_MOVE_RETRY_S = 0.5
 STUN_TIMEOUT_S = 1.5
+#: pings after re-sent candidates (the host punches within a signaling round trip)
+PROBE_DELAYS_S = (0.03, 0.07, 0.1, 0.2)
 
 
 async def watch_path(
@@ -57,8 +61,12 @@ async def watch_path(
     last_packets = -1
     last_change = loop.time()
     last_regather = -REGATHER_EVERY_S
-    last_move = loop.time()
+    last_move = -RELAY_MOVE_AFTER_S
+    # a refused or dead link moves at once, then backs off (0.5, 1, 2, 2.5 s) while moves keep
+    # failing — e.g. the replacement relay is not registered with the master yet
+    move_wait = RELAY_MOVE_RETRY_S
     moving: asyncio.Task[None] | None = None
+    probing: asyncio.Task[None] | None = None
     try:
         while conn.state is not ConnectionState.CLOSED:
             await asyncio.sleep(0.05)
@@ -71,6 +79,7 @@ async def watch_path(
             packets = conn.stats().packets_received
             if packets != last_packets:
                 last_packets, last_change = packets, now
+                move_wait = RELAY_MOVE_RETRY_S
             if signals is None or conn.state is not ConnectionState.ESTABLISHED:
                 continue
             if relayed:
@@ -79,17 +88,34 @@ async def watch_path(
                 if (dead or now - last_change >= RELAY_MOVE_AFTER_S) and (
                     moving is None or moving.done()
                 ):
-                    if now - last_move >= RELAY_MOVE_AFTER_S:
+                    if now - last_move >= move_wait:
                         last_move = now
+                        move_wait = min(move_wait * 2, RELAY_MOVE_AFTER_S)
                         moving = asyncio.create_task(move_relay(conn, driver, info, signals))
                 continue
             if packets == last_packets and now - last_change >= STALL_S:
                 if now - last_regather >= REGATHER_EVERY_S:
                     last_regather = now
                     await _resend_candidates(driver, info, signals, stun_servers, now - last_change)
+                    probing = asyncio.create_task(_show_new_address(client, driver))
     finally:
-        if moving is not None:
-            moving.cancel()
+        for task in (moving, probing):
+            if task is not None:
+                task.cancel()
+
+
+async def _show_new_address(client: ClientService, driver: UdpDriver) -> None:
+    """Pings right after our candidates went out: once the host has punched towards our new
+    mapping, the first one through makes its RIFT core adopt our new address (otherwise the
+    next periodic ping, up to 0.5 s later, would)."""
+    loop = asyncio.get_running_loop()
+    for delay in PROBE_DELAYS_S:
+        await asyncio.sleep(delay)
+        conn = client.connection
+        if conn is None or conn.state is not ConnectionState.ESTABLISHED:
+            return
+        conn.send_ping(loop.time())
+        driver.flush()
 
 
 async def _resend_candidates(

@@ -362,6 +362,14 @@ class Connection:
         self._require_established()
         self._sender.queue_control(control, store=True)
 
+    def send_ping(self, now: float) -> None:
+        """A ping now instead of at the next ``ping_interval``: shows the peer this side's new
+        address at once after a NAT rebinding (the peer adopts it at the first authenticated
+        packet, and a client that receives video sends little else)."""
+        self._require_established()
+        ping = rift_pb2.Ping(timestamp_us=int(now * 1_000_000))
+        self._sender.queue_control(rift_pb2.ControlMessage(ping=ping))
+
     def request_keyframe(self, now: float) -> None:
         self._require_established()
         last = self._receiver.last_complete_frame_id
